@@ -1,0 +1,176 @@
+"""Content files: front matter (YAML between ``---`` or TOML between ``+++``) and body.
+
+Compile calls ``parse_front_matter`` for every content file; the render core calls
+``split_body`` to get the Markdown without parsing the front matter again.
+Front matter keys follow Hugo, Pelican and Jekyll: ``title``, ``date``, ``draft``, ``tags``
+(and any configured taxonomy), ``slug``, ``aliases``, ``weight``, ``summary``, ``template``
+(``layout`` too), ``lastmod`` (``updated``), ``url`` (an explicit URL), ``description``.
+Anything else is kept in ``params``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from .errors import FrontMatterError
+
+KNOWN_KEYS = {
+    "title", "date", "draft", "slug", "aliases", "weight", "summary", "template", "layout",
+    "lastmod", "updated", "url", "description", "publishdate", "publishDate",
+}
+
+_SLUG_STRIP = re.compile(r"[^\w\s-]", re.UNICODE)
+_SLUG_DASH = re.compile(r"[\s_-]+")
+
+
+def slugify(text: str) -> str:
+    """Lowercase, ASCII-friendly URL segment: 'Hello, World!' -> 'hello-world'."""
+    text = _SLUG_STRIP.sub("", text.lower()).strip()
+    return _SLUG_DASH.sub("-", text).strip("-")
+
+
+def split_body(text: str) -> tuple[str, int]:
+    """Return (markdown body, number of lines the front matter took)."""
+    for fence in ("---", "+++"):
+        if text.startswith(fence + "\n") or text.startswith(fence + "\r\n"):
+            end = re.search(r"^" + re.escape(fence) + r"[ \t]*\r?$", text[len(fence) + 1:], re.M)
+            if end is None:
+                return text, 0
+            cut = len(fence) + 1 + end.end()
+            head = text[:cut]
+            body = text[cut:]
+            if body.startswith("\r\n"):
+                body = body[2:]
+            elif body.startswith("\n"):
+                body = body[1:]
+            return body, head.count("\n") + 1
+    return text, 0
+
+
+def _raw_front_matter(text: str, file: str) -> tuple[str, str]:
+    for fence, fmt in (("---", "yaml"), ("+++", "toml")):
+        if text.startswith(fence + "\n") or text.startswith(fence + "\r\n"):
+            rest = text[len(fence) + 1:]
+            end = re.search(r"^" + re.escape(fence) + r"[ \t]*\r?$", rest, re.M)
+            if end is None:
+                raise FrontMatterError(f"front matter opened with '{fence}' is never closed", file=file, line=1)
+            return fmt, rest[: end.start()]
+    return "", ""
+
+
+def to_datetime(value: Any, file: str, key: str) -> dt.datetime | None:
+    """Dates as authors write them: YAML/TOML dates, ISO strings, with or without time/zone."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise FrontMatterError(f"{key} {value!r} is not a date (use YYYY-MM-DD or ISO 8601)", file=file) from None
+    else:
+        raise FrontMatterError(f"{key} must be a date, got {value!r}", file=file)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def parse_front_matter(text: str, file: str) -> dict[str, Any]:
+    """Parse a content file's front matter into a plain dict. Raises FrontMatterError with
+    the file and the line (counted from the top of the file) of a syntax error."""
+    fmt, raw = _raw_front_matter(text, file)
+    if not fmt:
+        return {}
+    if fmt == "yaml":
+        import yaml
+
+        try:
+            data = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 2 if mark is not None else 1
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise FrontMatterError(f"invalid YAML front matter: {problem}", file=file, line=line) from None
+    else:
+        import tomllib
+
+        try:
+            data = tomllib.loads(raw)
+        except tomllib.TOMLDecodeError as exc:
+            match = re.search(r"line (\d+)", str(exc))
+            line = int(match.group(1)) + 1 if match else 1
+            raise FrontMatterError(f"invalid TOML front matter: {exc}", file=file, line=line) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FrontMatterError("front matter must be a mapping of keys to values", file=file, line=2)
+    return data
+
+
+def _str_list(value: Any, file: str, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+        return [str(v) for v in value]
+    raise FrontMatterError(f"{key} must be a list of strings, got {value!r}", file=file)
+
+
+def normalise(meta: dict[str, Any], file: str, taxonomies: dict[str, str]) -> dict[str, Any]:
+    """Check types and fold Hugo/Jekyll spellings into one set of keys (JSON-ready)."""
+    title = meta.get("title", "")
+    if not isinstance(title, (str, int, float)):
+        raise FrontMatterError(f"title must be a string, got {title!r}", file=file)
+    draft = meta.get("draft", False)
+    if not isinstance(draft, bool):
+        raise FrontMatterError(f"draft must be true or false, got {draft!r}", file=file)
+    weight = meta.get("weight", 0)
+    if not isinstance(weight, int) or isinstance(weight, bool):
+        raise FrontMatterError(f"weight must be an integer, got {weight!r}", file=file)
+    date = to_datetime(meta.get("date", meta.get("publishdate", meta.get("publishDate"))), file, "date")
+    lastmod = to_datetime(meta.get("lastmod", meta.get("updated")), file, "lastmod")
+    slug = meta.get("slug")
+    if slug is not None and not isinstance(slug, str):
+        raise FrontMatterError(f"slug must be a string, got {slug!r}", file=file)
+    url = meta.get("url")
+    if url is not None and (not isinstance(url, str) or not url.startswith("/")):
+        raise FrontMatterError(f"url must be a path starting with '/', got {url!r}", file=file)
+    template = meta.get("template", meta.get("layout"))
+    if template is not None and not isinstance(template, str):
+        raise FrontMatterError(f"template must be a string, got {template!r}", file=file)
+    if template and "." not in template:
+        template += ".html"
+    summary = meta.get("summary", meta.get("description"))
+    terms = {tax: _str_list(meta.get(tax), file, tax) for tax in taxonomies}
+    params = {k: _jsonable(v) for k, v in meta.items() if k not in KNOWN_KEYS and k not in taxonomies}
+    return {
+        "title": str(title),
+        "date": date.isoformat() if date else None,
+        "lastmod": lastmod.isoformat() if lastmod else None,
+        "draft": draft,
+        "weight": weight,
+        "slug": slug,
+        "url": url,
+        "aliases": _str_list(meta.get("aliases"), file, "aliases"),
+        "template": template,
+        "summary": str(summary) if summary is not None else None,
+        "description": str(meta.get("description", "")) if meta.get("description") is not None else "",
+        "terms": terms,
+        "params": params,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
