@@ -1,0 +1,469 @@
+"""Compile a site into its manifest: the route table, the collections and a hash of every input.
+
+Compiling reads each content file's front matter (and hashes its bytes) and lists the other
+folders; it renders nothing. A ``Compiler`` remembers what it read, so a recompile after one
+edit reads only the files whose size or mtime changed. Matching a request is a dict lookup
+in the compiled table (worker routes with ``{param}`` segments are tried after it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .content import normalise, parse_front_matter, slugify, split_body
+from .errors import CompileError, FrontMatterError
+from .site import SITE_FILE, WORKER_FILE, Site, SiteConfig, parse_config
+
+MANIFEST_FILE = "manifest.json"
+PLACEHOLDERS = {"section", "slug", "year", "month", "day", "filename"}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+DATA_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".csv")
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@dataclass
+class FileRecord:
+    """What compile kept of one file: enough to skip it next time it is unchanged."""
+
+    mtime_ns: int
+    size: int
+    hash: str
+    meta: dict[str, Any] | None = None  # normalised front matter (content files)
+    error: dict[str, Any] | None = None  # front matter error (content files)
+    words: int = 0
+    summary_md: str = ""
+    data: Any = None  # parsed data file
+
+
+@dataclass
+class Manifest:
+    """One immutable, content-addressed version of a site, as JSON the render core reads."""
+
+    version: str
+    site: dict[str, Any]
+    pages: dict[str, dict[str, Any]]
+    sections: dict[str, dict[str, Any]]
+    terms: dict[str, dict[str, dict[str, Any]]]
+    routes: dict[str, dict[str, Any]]
+    worker_routes: list[dict[str, Any]]
+    inputs: dict[str, str]
+    templates: list[str]
+    data: dict[str, Any]
+    static: dict[str, str]
+    errors: dict[str, dict[str, Any]]
+    next_publish: str | None = None
+    config: SiteConfig | None = field(default=None, compare=False, repr=False)
+    static_paths: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version, "site": self.site, "pages": self.pages, "sections": self.sections,
+            "terms": self.terms, "routes": self.routes, "worker_routes": self.worker_routes,
+            "inputs": self.inputs, "templates": self.templates, "data": self.data,
+            "static": self.static, "errors": self.errors, "next_publish": self.next_publish,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "Manifest":
+        manifest = cls(**raw)
+        manifest.static_paths = {url: path for path, url in manifest.static.items()}
+        return manifest
+
+    def write(self, versions_root: Path) -> Path:
+        """Write ``versions_root/<version>/manifest.json`` atomically (once per version)."""
+        folder = versions_root / self.version
+        target = folder / MANIFEST_FILE
+        if not target.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{MANIFEST_FILE}.{os.getpid()}"
+            tmp.write_text(json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True), encoding="utf-8")
+            os.replace(tmp, target)
+        return target
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The route for a normalised path, or None. A worker route's params are filled in."""
+        route = self.routes.get(path)
+        if route is not None:
+            return route
+        for pattern in self.worker_routes:
+            found = re.fullmatch(pattern["regex"], path)
+            if found:
+                return {**pattern, "params": found.groupdict()}
+        return None
+
+
+def check_permalink(section: str, pattern: str) -> None:
+    if not pattern.startswith("/"):
+        raise CompileError(f"permalink for '{section}' must start with '/': {pattern!r}", file=SITE_FILE)
+    for name in _PLACEHOLDER.findall(pattern):
+        if name not in PLACEHOLDERS:
+            known = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
+            raise CompileError(f"permalink for '{section}' has unknown placeholder {{{name}}} (known: {known})", file=SITE_FILE)
+    if "{" in _PLACEHOLDER.sub("", pattern) or "}" in _PLACEHOLDER.sub("", pattern):
+        raise CompileError(f"permalink for '{section}' has an unbalanced brace: {pattern!r}", file=SITE_FILE)
+
+
+def _page_url(rel: str, section: str, meta: dict[str, Any], permalinks: dict[str, str]) -> str:
+    if meta.get("url"):
+        url = str(meta["url"])
+        return url if url.endswith("/") or "." in url.rsplit("/", 1)[-1] else url + "/"
+    stem = Path(rel).stem
+    slug = meta.get("slug") or slugify(stem) or stem
+    top = section.split("/")[0] if section else ""
+    pattern = permalinks.get(section) or permalinks.get(top) or ("/{section}/{slug}/" if section else "/{slug}/")
+    date = dt.datetime.fromisoformat(meta["date"]) if meta.get("date") else None
+    values = {
+        "section": section, "slug": slug, "filename": stem,
+        "year": f"{date.year:04d}" if date else "", "month": f"{date.month:02d}" if date else "",
+        "day": f"{date.day:02d}" if date else "",
+    }
+    url = _PLACEHOLDER.sub(lambda m: values[m.group(1)], pattern)
+    return re.sub(r"/{2,}", "/", url)
+
+
+def _summary_source(body: str) -> str:
+    """Markdown of a page's summary when front matter has none: text before ``<!--more-->``,
+    else the first paragraph."""
+    if "<!--more-->" in body:
+        return body.split("<!--more-->", 1)[0].strip()
+    for block in re.split(r"\n\s*\n", body.strip()):
+        block = block.strip()
+        if block and not block.startswith(("#", "```", "~~~", "{{<", "!!!", "|", "<")):
+            return block
+    return ""
+
+
+def _parse_data(path: Path, raw: bytes) -> Any:
+    text = raw.decode("utf-8")
+    suffix = path.suffix
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(text)
+    if suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    if suffix == ".json":
+        return json.loads(text)
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _find_worker_routes(source: str) -> list[dict[str, Any]]:
+    """Read ``@route("/path")`` declarations of worker.py without running it (the host never
+    executes a site's code; only the isolate does)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise CompileError(f"syntax error: {exc.msg}", file=WORKER_FILE, line=exc.lineno or 0) from None
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for deco in node.decorator_list:
+            if (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name | ast.Attribute)
+                    and (getattr(deco.func, "id", None) or getattr(deco.func, "attr", None)) == "route"
+                    and deco.args and isinstance(deco.args[0], ast.Constant) and isinstance(deco.args[0].value, str)):
+                path = deco.args[0].value
+                if not path.startswith("/"):
+                    raise CompileError(f"route {path!r} must start with '/'", file=WORKER_FILE, line=deco.lineno)
+                regex = "".join(
+                    f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") and part.endswith("}") else re.escape(part)
+                    for part in re.split(r"(\{\w+\})", path)
+                )
+                found.append({"kind": "worker", "path": path, "function": node.name, "regex": regex,
+                              "dynamic": "{" in path, "line": deco.lineno})
+    return found
+
+
+class Compiler:
+    """Compiles one site, remembering each file so a recompile reads only what changed.
+
+    ``files_read`` counts the files read by the last ``compile()`` (tests check that one edit
+    reads one file).
+    """
+
+    def __init__(self, site: Site, *, include_drafts: bool | None = None) -> None:
+        self.site = site
+        self.include_drafts = include_drafts
+        self._records: dict[str, FileRecord] = {}
+        self._config: tuple[str, SiteConfig] | None = None
+        self.files_read = 0
+
+    def _scan(self) -> dict[str, os.stat_result]:
+        found: dict[str, os.stat_result] = {}
+        root = str(self.site.root)
+        for folder in ("content", "templates", "static", "data"):
+            base = os.path.join(root, folder)
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in filenames:
+                    if name.startswith(".") or name.endswith("~"):
+                        continue
+                    full = os.path.join(dirpath, name)
+                    found[os.path.relpath(full, root).replace(os.sep, "/")] = os.stat(full)
+        for name in (SITE_FILE, WORKER_FILE):
+            full = os.path.join(root, name)
+            if os.path.isfile(full):
+                found[name] = os.stat(full)
+        return found
+
+    def _record(self, rel: str, st: os.stat_result, config: SiteConfig | None) -> FileRecord:
+        old = self._records.get(rel)
+        if old is not None and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size:
+            return old
+        self.files_read += 1
+        raw = (self.site.root / rel).read_bytes()
+        record = FileRecord(mtime_ns=st.st_mtime_ns, size=st.st_size, hash=digest(raw))
+        if rel.startswith("content/") and rel.endswith(".md") and config is not None:
+            text = raw.decode("utf-8", errors="replace")
+            try:
+                record.meta = normalise(parse_front_matter(text, rel), rel, config.taxonomies)
+                body, _ = split_body(text)
+                record.words = len(body.split())
+                record.summary_md = _summary_source(body)
+            except FrontMatterError as exc:
+                record.error = {"kind": exc.kind, "message": exc.message, "file": rel, "line": exc.line}
+        elif rel == WORKER_FILE:
+            record.data = raw.decode("utf-8", errors="replace")
+        elif rel.startswith("data/") and rel.endswith(DATA_SUFFIXES):
+            try:
+                record.data = _parse_data(self.site.root / rel, raw)
+            except Exception as exc:  # a broken data file is reported, never fatal
+                line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
+                record.error = {"kind": "data", "message": f"invalid data file: {exc}", "file": rel, "line": max(line, 0)}
+        self._records[rel] = record
+        return record
+
+    def compile(self, now: dt.datetime | None = None) -> Manifest:
+        """Compile the site as it is on disk now. Raises SiteConfigError or CompileError;
+        front matter errors do not raise: they become error routes naming file and line."""
+        self.files_read = 0
+        now = now or dt.datetime.now(dt.timezone.utc)
+        stats = self._scan()
+        if SITE_FILE not in stats:
+            raise CompileError(f"{SITE_FILE} is missing", file=SITE_FILE)
+        site_record = self._record(SITE_FILE, stats[SITE_FILE], None)
+        if self._config is None or self._config[0] != site_record.hash:
+            config = parse_config((self.site.root / SITE_FILE).read_text(encoding="utf-8"))
+            # a config change may change how every content file normalises (taxonomies)
+            self._records = {k: v for k, v in self._records.items() if not k.startswith("content/")}
+            self._config = (site_record.hash, config)
+        config = self._config[1]
+        for key, pattern in config.permalinks.items():
+            check_permalink(key, pattern)
+        records = {rel: self._record(rel, st, config) for rel, st in sorted(stats.items())}
+        for gone in set(self._records) - set(records):
+            del self._records[gone]
+        return build_manifest(config, records, now, self.include_drafts)
+
+
+def _section_of(rel: str) -> str:
+    parent = rel[len("content/"):].rpartition("/")[0]
+    return parent
+
+
+def _sort_key(page: dict[str, Any]) -> tuple[Any, ...]:
+    date = page["date"] or ""
+    return (page["weight"], _Desc(date), page["title"], page["rel"])
+
+
+class _Desc:
+    """Sorts strings in reverse inside a tuple key."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: "_Desc") -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.value == other.value
+
+
+def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.datetime,
+                   include_drafts: bool | None = None) -> Manifest:
+    """Turn the per-file records into the manifest. Pure: no file is read here."""
+    drafts = config.build_drafts if include_drafts is None else include_drafts
+    pages: dict[str, dict[str, Any]] = {}
+    errors: dict[str, dict[str, Any]] = {}
+    sections: dict[str, dict[str, Any]] = {"": {"name": "", "index": None, "pages": [], "subsections": []}}
+    next_publish: str | None = None
+    routes: dict[str, dict[str, Any]] = {}
+    owner: dict[str, str] = {}
+
+    def add_route(url: str, route: dict[str, Any], source: str) -> None:
+        if url in routes:
+            raise CompileError(f"URL {url} is produced twice: by {owner[url]} and by {source}", file=source)
+        routes[url] = route
+        owner[url] = source
+
+    content = {rel: r for rel, r in records.items() if rel.startswith("content/") and rel.endswith(".md")}
+    for rel in content:
+        section = _section_of(rel)
+        parts = section.split("/") if section else []
+        for i in range(len(parts)):
+            name = "/".join(parts[: i + 1])
+            parent = "/".join(parts[:i])
+            if name not in sections:
+                sections[name] = {"name": name, "index": None, "pages": [], "subsections": []}
+                sections[parent]["subsections"].append(name)
+    for rel, record in content.items():
+        section = _section_of(rel)
+        if record.error is not None:
+            stem = Path(rel).stem
+            url = (f"/{section}/" if stem == "_index" else f"/{section}/{slugify(stem)}/") if section else (
+                "/" if stem == "_index" else f"/{slugify(stem)}/")
+            url = re.sub(r"/{2,}", "/", url)
+            errors[rel] = record.error
+            add_route(url, {"kind": "error", "file": rel, **record.error}, rel)
+            continue
+        meta = record.meta or {}
+        if meta["draft"] and not drafts:
+            continue
+        if meta["date"] and not config.build_future and meta["date"] > now.isoformat():
+            next_publish = min(next_publish or meta["date"], meta["date"])
+            continue
+        is_index = Path(rel).name == "_index.md"
+        if is_index:
+            url = meta["url"] or (f"/{section}/" if section else "/")
+            kind = "section" if section else "home"
+        else:
+            url = _page_url(rel, section, meta, config.permalinks)
+            kind = "page"
+        page = {
+            "rel": rel, "url": url, "kind": kind, "section": section, "title": meta["title"] or Path(rel).stem,
+            "date": meta["date"], "lastmod": meta["lastmod"], "weight": meta["weight"], "draft": meta["draft"],
+            "summary": meta["summary"] if meta["summary"] is not None else record.summary_md,
+            "description": meta["description"], "terms": meta["terms"], "params": meta["params"],
+            "template": meta["template"], "aliases": meta["aliases"], "words": record.words, "hash": record.hash,
+        }
+        pages[rel] = page
+        if is_index:
+            sections[section]["index"] = rel
+        else:
+            sections[section]["pages"].append(rel)
+
+    templates = sorted(rel[len("templates/"):] for rel in records if rel.startswith("templates/"))
+    template_set = set(templates)
+    per_page = config.per_page
+
+    def pick(candidates: list[str]) -> str:
+        for name in candidates:
+            if name in template_set:
+                return name
+        return candidates[-1]
+
+    for name, section in sections.items():
+        section["pages"].sort(key=lambda r: _sort_key(pages[r]))
+        section["subsections"].sort()
+        index = pages.get(section["index"]) if section["index"] else None
+        section["title"] = index["title"] if index else (name.rsplit("/", 1)[-1].replace("-", " ").title() if name else config.title)
+        section["url"] = index["url"] if index else (f"/{name}/" if name else "/")
+    regular = sorted((p for p in pages.values() if p["kind"] == "page"), key=lambda p: (_Desc(p["date"] or ""), p["title"], p["rel"]))
+    all_pages = [p["rel"] for p in regular]
+
+    for rel, page in pages.items():
+        if page["kind"] == "page":
+            top = page["section"].split("/")[0]
+            template = page["template"] or pick([f"{page['section']}/page.html", f"{top}/page.html", "page.html"])
+            add_route(page["url"], {"kind": "page", "page": rel, "template": template}, rel)
+    for name, section in sections.items():
+        listed = all_pages if name == "" else section["pages"]
+        total = max(1, math.ceil(len(listed) / per_page))
+        index = pages.get(section["index"]) if section["index"] else None
+        if index and index["template"]:
+            template = index["template"]
+        elif name == "":
+            template = pick(["index.html", "section.html"])
+        else:
+            top = name.split("/")[0]
+            template = pick([f"{name}/section.html", f"{top}/section.html", "section.html"])
+        base = section["url"]
+        section["total_pages"] = total
+        for number in range(1, total + 1):
+            url = base if number == 1 else f"{base}page/{number}/"
+            add_route(url, {"kind": "section", "section": name, "number": number, "template": template},
+                      section["index"] or f"content/{name}")
+
+    terms: dict[str, dict[str, dict[str, Any]]] = {}
+    for tax in config.taxonomies:
+        table: dict[str, dict[str, Any]] = {}
+        for page in regular:
+            for term in page["terms"].get(tax, []):
+                slug = slugify(term) or term
+                entry = table.setdefault(slug, {"name": term, "slug": slug, "url": f"/{tax}/{slug}/", "pages": []})
+                entry["pages"].append(page["rel"])
+        terms[tax] = dict(sorted(table.items()))
+        add_route(f"/{tax}/", {"kind": "taxonomy", "taxonomy": tax, "template": pick(["taxonomy.html", "section.html"])}, SITE_FILE)
+        for slug, entry in table.items():
+            total = max(1, math.ceil(len(entry["pages"]) / per_page))
+            entry["total_pages"] = total
+            for number in range(1, total + 1):
+                url = entry["url"] if number == 1 else f"{entry['url']}page/{number}/"
+                add_route(url, {"kind": "term", "taxonomy": tax, "term": slug, "number": number,
+                                "template": pick(["term.html", "section.html"])}, SITE_FILE)
+    add_route("/atom.xml", {"kind": "feed"}, SITE_FILE)
+    add_route("/sitemap.xml", {"kind": "sitemap"}, SITE_FILE)
+    for rel, page in pages.items():
+        for alias in page["aliases"]:
+            target = alias if alias.endswith("/") or "." in alias.rsplit("/", 1)[-1] else alias + "/"
+            if not target.startswith("/"):
+                raise CompileError(f"alias {alias!r} must start with '/'", file=rel)
+            add_route(target, {"kind": "alias", "target": page["url"]}, rel)
+
+    worker_routes: list[dict[str, Any]] = []
+    if WORKER_FILE in records:
+        for found in _find_worker_routes(str(records[WORKER_FILE].data)):
+            if found["dynamic"]:
+                worker_routes.append(found)
+            else:
+                add_route(found["path"], found, WORKER_FILE)
+
+    static = {}
+    for rel, record in records.items():
+        if rel.startswith("static/"):
+            path = rel[len("static/"):]
+            stem, dot, suffix = path.rpartition(".")
+            static[path] = f"/static/{stem}.{record.hash[:8]}.{suffix}" if dot and "/" not in suffix else f"/static/{path}"
+    data: dict[str, Any] = {}
+    for rel, record in records.items():
+        if rel.startswith("data/") and rel.endswith(DATA_SUFFIXES):
+            if record.error is not None:
+                errors[rel] = record.error
+            else:
+                data[Path(rel).stem] = {"file": rel, "value": record.data}
+    inputs = {rel: r.hash for rel, r in records.items()}
+    version = digest(json.dumps([sorted(inputs.items()), drafts, next_publish], separators=(",", ":")).encode())
+    manifest = Manifest(
+        version=version, site=config.to_json(), pages=pages, sections=sections, terms=terms, routes=routes,
+        worker_routes=worker_routes, inputs=inputs, templates=templates, data=data, static=static,
+        errors=errors, next_publish=next_publish, config=config,
+    )
+    manifest.static_paths = {url: path for path, url in static.items()}
+    return manifest
+
+
+def compile_site(path: str | Path, *, include_drafts: bool | None = None) -> Manifest:
+    """Compile a site folder once (for ``edgesite routes`` and tests)."""
+    return Compiler(Site.open(path), include_drafts=include_drafts).compile()
+
+
