@@ -1,0 +1,80 @@
+"""Invalidation: from two versions of a site to the exact tags to purge, and the watcher that
+turns file edits into new versions.
+
+``changed_tags(old, new)`` is the whole policy, shared by watching, deploys and restarts:
+- every input whose hash changed, appeared or vanished: ``file:<path>``;
+- a content page that changed, appeared or vanished: the lists it is in, before and after
+  (its section, its terms, the taxonomy when its terms change, ``list:all``);
+- every URL whose route changed, appeared (a cached 404 there) or vanished: ``path:<url>``;
+- pages whose previous/next neighbours changed: ``neighbours:<page>``;
+- structure: ``list:sections`` when sections come or go, ``list:routes`` when URLs do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .routes import Manifest
+
+
+def _neighbours(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
+    found: dict[str, tuple[Any, ...]] = {}
+    pages = manifest.pages
+    for section in manifest.sections.values():
+        listed = section["pages"]
+        for i, rel in enumerate(listed):
+            prev = listed[i - 1] if i > 0 else None
+            nxt = listed[i + 1] if i + 1 < len(listed) else None
+            found[rel] = tuple((r, pages[r]["title"], pages[r]["url"], pages[r]["hash"]) if r else None for r in (prev, nxt))
+    return found
+
+
+def _lists_of(page: dict[str, Any]) -> set[str]:
+    tags = {f"list:section:{page['section']}", "list:all"}
+    for tax, names in page["terms"].items():
+        from .content import slugify
+
+        for name in names:
+            tags.add(f"list:term:{tax}:{slugify(name) or name}")
+        if names:
+            tags.add(f"list:taxonomy:{tax}")
+    return tags
+
+
+def changed_tags(old: Manifest, new: Manifest) -> set[str]:
+    """The tags to purge when ``new`` replaces ``old`` (both compiled from the same site)."""
+    tags: set[str] = set()
+    for rel in set(old.inputs) | set(new.inputs):
+        if old.inputs.get(rel) != new.inputs.get(rel):
+            tags.add(f"file:{rel}")
+    for rel in set(old.pages) | set(new.pages):
+        before, after = old.pages.get(rel), new.pages.get(rel)
+        if before == after:
+            continue
+        for page in (before, after):
+            if page is not None:
+                tags |= _lists_of(page)
+                if page["kind"] != "page":
+                    tags.add(f"list:section:{page['section']}")
+    for url in set(old.routes) | set(new.routes):
+        if old.routes.get(url) != new.routes.get(url):
+            tags.add(f"path:{url}")
+    for route in new.worker_routes:
+        if route not in old.worker_routes:
+            tags.add("prefix:/")  # a new dynamic worker route may shadow cached 404s anywhere
+    old_n, new_n = _neighbours(old), _neighbours(new)
+    for rel in set(old_n) | set(new_n):
+        if old_n.get(rel) != new_n.get(rel):
+            tags.add(f"neighbours:{rel}")
+    if set(old.sections) != set(new.sections) or any(
+        old.sections[s].get("title") != new.sections[s].get("title") for s in old.sections if s in new.sections
+    ):
+        tags.add("list:sections")
+        for name in set(old.sections) | set(new.sections):
+            if old.sections.get(name) != new.sections.get(name):
+                tags.add(f"list:section:{name}")
+    if set(old.routes) != set(new.routes):
+        tags.add("list:routes")
+    if old.terms.keys() != new.terms.keys():
+        tags.update(f"list:taxonomy:{t}" for t in set(old.terms) | set(new.terms))
+    return tags
