@@ -269,6 +269,8 @@ class IsolatePool:
             "memory": f"the render hit the isolate's memory limit ({self.limits.memory_mb} MiB)",
             "trap": "the isolate trapped",
         }[cause]
+        if "all fuel consumed" in str(exc):
+            reason = f"the render used up its fuel ({self.fuel})"
         detail = str(exc).strip().splitlines()
         log.warning("%s: %s; isolate discarded (%s)", self.site_name, reason, detail[-1] if detail else "")
         return IsolateError(f"{self.site_name}: {reason}", cause=cause, site=self.site_name)
