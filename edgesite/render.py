@@ -358,7 +358,7 @@ class Renderer:
             body = f'<!doctype html><meta charset="utf-8"><title>Moved</title><link rel="canonical" href="{target}"><p>Moved to <a href="{target}">{target}</a>.</p>\n'
             return 301, [("content-type", HTML), ("location", route["target"])], body
         if kind == "error":
-            raise RenderError(route["message"], kind=route.get("kind_of_error", "front-matter"), file=route["file"], line=route["line"])
+            raise RenderError(route["message"], kind=route["error_kind"], file=route["file"], line=route["line"])
         if kind == "feed":
             return 200, [("content-type", "application/atom+xml; charset=utf-8")], _feed(ctx)
         if kind == "sitemap":

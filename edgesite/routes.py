@@ -334,7 +334,8 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
                 "/" if stem == "_index" else f"/{slugify(stem)}/")
             url = re.sub(r"/{2,}", "/", url)
             errors[rel] = record.error
-            add_route(url, {"kind": "error", "file": rel, **record.error}, rel)
+            add_route(url, {"kind": "error", "error_kind": record.error["kind"], "message": record.error["message"],
+                            "file": rel, "line": record.error["line"]}, rel)
             continue
         meta = record.meta or {}
         if meta["draft"] and not drafts:

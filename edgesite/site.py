@@ -27,6 +27,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,8 +95,8 @@ def parse_config(text: str) -> SiteConfig:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", 0) or 0
-        raise SiteConfigError(f"invalid TOML: {exc.msg if hasattr(exc, 'msg') else exc}", file=SITE_FILE, line=line) from None
+        found = re.search(r"line (\d+)", str(exc))
+        raise SiteConfigError(f"invalid TOML: {exc}", file=SITE_FILE, line=int(found.group(1)) if found else 0) from None
     if "title" not in raw:
         raise SiteConfigError("missing required key 'title'", file=SITE_FILE)
     pagination = _expect(raw, "pagination", dict, {})
