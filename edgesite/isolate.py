@@ -35,7 +35,9 @@ log = logging.getLogger("edgesite.isolate")
 TICK_MS = 10
 SITE_GUEST_PATH = "/site"
 VERSIONS_GUEST_PATH = "/versions"
-EXPORT_INTERFACE = WIT_PACKAGE.replace("@", "/render@") if "@" in WIT_PACKAGE else WIT_PACKAGE + "/render"
+_PACKAGE, _, _VERSION = WIT_PACKAGE.partition("@")
+#: The exported interface, e.g. ``edgesite:runtime/render@0.1.0``.
+EXPORT_INTERFACE = f"{_PACKAGE}/render@{_VERSION}"
 EXPORT_FUNC = "handle"
 
 
