@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .content import slugify
 from .routes import Manifest
 
 
@@ -25,19 +26,19 @@ def _neighbours(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
         for i, rel in enumerate(listed):
             prev = listed[i - 1] if i > 0 else None
             nxt = listed[i + 1] if i + 1 < len(listed) else None
-            found[rel] = tuple((r, pages[r]["title"], pages[r]["url"], pages[r]["hash"]) if r else None for r in (prev, nxt))
+            found[rel] = tuple(_listing(pages[r]) if r else None for r in (prev, nxt))
     return found
+
+
+def _listing(page: dict[str, Any]) -> tuple[Any, ...]:
+    """What a list or a neighbour link can show of a page: everything but its body."""
+    return tuple(sorted((k, repr(v)) for k, v in page.items() if k not in ("hash", "words")))
 
 
 def _lists_of(page: dict[str, Any]) -> set[str]:
     tags = {f"list:section:{page['section']}", "list:all"}
     for tax, names in page["terms"].items():
-        from .content import slugify
-
-        for name in names:
-            tags.add(f"list:term:{tax}:{slugify(name) or name}")
-        if names:
-            tags.add(f"list:taxonomy:{tax}")
+        tags.update(f"list:term:{tax}:{slugify(name) or name}" for name in names)
     return tags
 
 
@@ -54,8 +55,9 @@ def changed_tags(old: Manifest, new: Manifest) -> set[str]:
         for page in (before, after):
             if page is not None:
                 tags |= _lists_of(page)
-                if page["kind"] != "page":
-                    tags.add(f"list:section:{page['section']}")
+        for tax in set((before or {}).get("terms", {})) | set((after or {}).get("terms", {})):
+            if (before or {}).get("terms", {}).get(tax) != (after or {}).get("terms", {}).get(tax):
+                tags.add(f"list:taxonomy:{tax}")  # a term's count or the set of terms changed
     for url in set(old.routes) | set(new.routes):
         if old.routes.get(url) != new.routes.get(url):
             tags.add(f"path:{url}")

@@ -49,7 +49,7 @@ class Term:
 
     @property
     def count(self) -> int:
-        deps.record(f"list:term:{self.taxonomy}:{self.slug}")
+        deps.record(f"list:taxonomy:{self.taxonomy}")  # counts change only when some page's terms do
         return len(self._pages)
 
     @property
