@@ -87,6 +87,8 @@ class SiteRuntime:
     static_memo: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)
     refreshing: set[str] = field(default_factory=set)
     last_reload: dict[str, Any] = field(default_factory=dict)
+    compile_error: EdgesiteError | None = None
+    observers: list[Callable[["SiteRuntime", set[str]], None]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -95,10 +97,20 @@ class SiteRuntime:
     def reload(self) -> set[str]:
         """Recompile from disk; if the version changed, switch to it, then purge exactly what
         changed (switch first: a render that starts after the purge must see the new version).
-        Raises EdgesiteError on a compile error and keeps serving the old version."""
+        Raises EdgesiteError on a compile error and keeps serving the old version (kept in
+        ``compile_error`` until a compile succeeds). Each of ``observers`` is called, in the
+        calling thread, after every reload that purged, failed, or cleared an earlier failure."""
         started = time.perf_counter()
-        new = self.compiler.compile()
+        try:
+            new = self.compiler.compile()
+        except EdgesiteError as exc:
+            self.compile_error = exc
+            self._notify(set())
+            raise
+        failed_before, self.compile_error = self.compile_error, None
         if new.version == self.manifest.version:
+            if failed_before:
+                self._notify(set())
             return set()
         new.write(self.versions_root)
         old, self.manifest = self.manifest, new
@@ -109,7 +121,12 @@ class SiteRuntime:
         self.cache.note("version", new.version)
         self.last_reload = {"version": new.version, "tags": len(tags), "ms": round((time.perf_counter() - started) * 1000, 2)}
         log.info("%s: version %s, purged %d tags in %.1f ms", self.name, new.version, len(tags), self.last_reload["ms"])
+        self._notify(tags)
         return tags
+
+    def _notify(self, tags: set[str]) -> None:
+        for observer in self.observers:
+            observer(self, tags)
 
 
 def open_site(path: str | Path, state_dir: Path, pool_factory: Callable[[Site, Path, Manifest], Pool] | None = None,
