@@ -106,6 +106,7 @@ async def run_node(node: Any, host: str, port: int, state_dir: Path, watch: bool
     server = uvicorn.Server(config)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(watch_site(site, stop)) for site in node.sites] if watch else []
+    tasks += [asyncio.create_task(asyncio.to_thread(site.warm)) for site in node.sites]
     info = {"host": host, "port": port, "pid": os.getpid(), "node": node.node_id, "token": node.token,
             "sites": [s.name for s in node.sites]}
     (state_dir / "node.json").write_text(json.dumps(info))

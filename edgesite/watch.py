@@ -33,8 +33,10 @@ def reload_quietly(site: SiteRuntime, on_reload: Callable[[SiteRuntime, set[str]
         log.error("%s: not reloaded, still serving %s: %s", site.name, site.manifest.version, exc)
         site.last_reload = {"error": str(exc)}
         return set()
-    if tags and on_reload is not None:
-        on_reload(site, tags)
+    if tags:
+        if on_reload is not None:
+            on_reload(site, tags)
+        site.warm()
     return tags
 
 

@@ -37,12 +37,13 @@ class RunningNode:
     """An edge node served by uvicorn on a loopback port, in a thread of the test process."""
 
     def __init__(self, sites: list[Path], state_dir: Path, *, isolation: str = "none", watch: bool = False,
-                 token: str = "test-token", pool_factory: Any = None) -> None:
+                 token: str | None = "test-token", pool_factory: Any = None) -> None:
         from edgesite.cli import make_pool_factory
-        from edgesite.node import EdgeNode, open_site
+        from edgesite.node import EdgeNode, load_or_create_token, open_site
 
         factory = pool_factory or make_pool_factory(isolation, quiet=True)
         self.runtimes = [open_site(p, state_dir, factory) for p in sites]
+        token = load_or_create_token(state_dir, token)
         self.node = EdgeNode(self.runtimes, node_id="test-node", token=token, isolation=isolation)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
