@@ -20,7 +20,9 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 def wait_new_version(node: Any, before: str) -> None:
-    node.wait_for(lambda: node.runtimes[0].manifest.version != before)
+    """Until the node has switched to a new version and finished purging for it."""
+    site = node.runtimes[0]
+    node.wait_for(lambda: site.manifest.version != before and site.last_reload.get("version") == site.manifest.version)
 
 
 def purged(node: Any, urls: list[str]) -> list[str]:
