@@ -150,6 +150,44 @@ def serve(sites: tuple[str, ...], host: str, port: int, cache_dir: str | None, i
 
 
 @main.command()
+@click.argument("path", type=click.Path(file_okay=False))
+@click.option("--title", default=None, help="The site's title (default: the folder's name).")
+def new(path: str, title: str | None) -> None:
+    """Scaffold a working site at PATH (a new or empty folder) with the default theme."""
+    from .scaffold import create
+
+    try:
+        files = create(path, title=title)
+    except EdgesiteError as exc:
+        _fail(exc)
+        return
+    click.echo(f"created {path} ({len(files)} files). Next:\n  edgesite dev {path}")
+
+
+@main.command()
+@click.argument("site", type=click.Path(exists=True, file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option("--cache-dir", default=None, help="The dev node's state dir. Default ~/.cache/edgesite/dev/PORT.")
+def dev(site: str, host: str, port: int, cache_dir: str | None) -> None:
+    """Develop SITE: one node, in-process rendering, drafts shown, watching, live reload, error overlay."""
+    from .dev import build_dev_server, run_dev
+
+    state_dir = Path(cache_dir).resolve() if cache_dir else state_root() / "dev" / str(port)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        server = build_dev_server(site, state_dir)
+    except EdgesiteError as exc:
+        _fail(exc)
+        return
+    click.echo(f"edgesite dev: {server.site.name} on http://{host}:{port}/ (live reload; drafts shown; Ctrl-C to stop)")
+    try:
+        asyncio.run(run_dev(server, host, port))
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
 @click.option("--url", "urls", multiple=True, help="Purge this URL path (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="Purge entries carrying this tag, e.g. file:templates/base.html.")
 @click.option("--prefix", "prefixes", multiple=True, help="Purge every URL under this path prefix.")
