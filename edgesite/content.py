@@ -4,8 +4,11 @@ Compile calls ``parse_front_matter`` for every content file; the render core cal
 ``split_body`` to get the Markdown without parsing the front matter again.
 Front matter keys follow Hugo, Pelican and Jekyll: ``title``, ``date``, ``draft``, ``tags``
 (and any configured taxonomy), ``slug``, ``aliases``, ``weight``, ``summary``, ``template``
-(``layout`` too), ``lastmod`` (``updated``), ``url`` (an explicit URL), ``description``.
-Anything else is kept in ``params``.
+(``layout`` too), ``type`` (a template folder, as in Hugo), ``lastmod`` (``updated``,
+``last_modified_at``, ``modified``), ``url`` (an explicit URL; Jekyll's ``permalink`` too),
+``description``, ``publishDate`` (hidden until then), ``expiryDate`` (hidden from then on),
+``published: false`` (Jekyll's draft), ``categories``/``category`` (a taxonomy when
+configured), ``lang``. Anything else is kept in ``params``.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from .errors import FrontMatterError
 
 KNOWN_KEYS = {
     "title", "date", "draft", "slug", "aliases", "weight", "summary", "template", "layout",
-    "lastmod", "updated", "url", "description", "publishdate", "publishDate",
+    "lastmod", "updated", "last_modified_at", "modified", "url", "permalink", "description",
+    "publishdate", "publishDate", "expirydate", "expiryDate", "published", "type", "lang", "category",
 }
+JEKYLL_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)$")
 
 _SLUG_STRIP = re.compile(r"[^\w\s-]", re.UNICODE)
 _SLUG_DASH = re.compile(r"[\s_-]+")
@@ -116,7 +121,7 @@ def _str_list(value: Any, file: str, key: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [value]
+        return [v.strip() for v in value.split(",") if v.strip()] if "," in value else [value]
     if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
         return [str(v) for v in value]
     raise FrontMatterError(f"{key} must be a list of strings, got {value!r}", file=file)
@@ -130,15 +135,22 @@ def normalise(meta: dict[str, Any], file: str, taxonomies: dict[str, str]) -> di
     draft = meta.get("draft", False)
     if not isinstance(draft, bool):
         raise FrontMatterError(f"draft must be true or false, got {draft!r}", file=file)
+    if meta.get("published") is False:
+        draft = True
     weight = meta.get("weight", 0)
     if not isinstance(weight, int) or isinstance(weight, bool):
         raise FrontMatterError(f"weight must be an integer, got {weight!r}", file=file)
-    date = to_datetime(meta.get("date", meta.get("publishdate", meta.get("publishDate"))), file, "date")
-    lastmod = to_datetime(meta.get("lastmod", meta.get("updated")), file, "lastmod")
+    publish = to_datetime(meta.get("publishDate", meta.get("publishdate")), file, "publishDate")
+    date = to_datetime(meta.get("date"), file, "date") or publish
+    expiry = to_datetime(meta.get("expiryDate", meta.get("expirydate")), file, "expiryDate")
+    lastmod = to_datetime(meta.get("lastmod", meta.get("updated", meta.get("last_modified_at", meta.get("modified")))),
+                          file, "lastmod")
     slug = meta.get("slug")
     if slug is not None and not isinstance(slug, str):
         raise FrontMatterError(f"slug must be a string, got {slug!r}", file=file)
     url = meta.get("url")
+    if url is None and isinstance(meta.get("permalink"), str) and ":" not in meta["permalink"]:
+        url = meta["permalink"]  # Jekyll's literal permalink (its ``:placeholders`` are not ours)
     if url is not None and (not isinstance(url, str) or not url.startswith("/")):
         raise FrontMatterError(f"url must be a path starting with '/', got {url!r}", file=file)
     template = meta.get("template", meta.get("layout"))
@@ -146,12 +158,24 @@ def normalise(meta: dict[str, Any], file: str, taxonomies: dict[str, str]) -> di
         raise FrontMatterError(f"template must be a string, got {template!r}", file=file)
     if template and "." not in template:
         template += ".html"
+    kind = meta.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise FrontMatterError(f"type must be a string, got {kind!r}", file=file)
+    lang = meta.get("lang")
+    if lang is not None and not isinstance(lang, str):
+        raise FrontMatterError(f"lang must be a string, got {lang!r}", file=file)
     summary = meta.get("summary", meta.get("description"))
     terms = {tax: _str_list(meta.get(tax), file, tax) for tax in taxonomies}
+    if "categories" in terms and not terms["categories"] and meta.get("category"):
+        terms["categories"] = _str_list(meta.get("category"), file, "category")
     params = {k: _jsonable(v) for k, v in meta.items() if k not in KNOWN_KEYS and k not in taxonomies}
     return {
         "title": str(title),
         "date": date.isoformat() if date else None,
+        "publish": publish.isoformat() if publish else None,
+        "expiry": expiry.isoformat() if expiry else None,
+        "type": kind,
+        "lang": lang,
         "lastmod": lastmod.isoformat() if lastmod else None,
         "draft": draft,
         "weight": weight,

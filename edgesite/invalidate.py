@@ -6,7 +6,9 @@ turns file edits into new versions.
 - a content page that changed, appeared or vanished: the lists it is in, before and after
   (its section, its terms, the taxonomy when its terms change, ``list:all``);
 - every URL whose route changed, appeared (a cached 404 there) or vanished: ``path:<url>``;
-- pages whose previous/next neighbours changed: ``neighbours:<page>``;
+- pages whose previous/next neighbours changed: ``neighbours:<page>``; whose translations
+  changed: ``translations:<page>``;
+- the home page and feed of a language list its main sections: ``list:main:<lang>``;
 - structure: ``list:sections`` when sections come or go, ``list:routes`` when URLs do.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .content import slugify
-from .routes import Manifest
+from .routes import Manifest, taxonomy_key
 
 
 def _neighbours(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
@@ -31,14 +33,23 @@ def _neighbours(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
 
 
 def _listing(page: dict[str, Any]) -> tuple[Any, ...]:
-    """What a list or a neighbour link can show of a page: everything but its body."""
-    return tuple(sorted((k, repr(v)) for k, v in page.items() if k not in ("hash", "words")))
+    """What a neighbour or translation link can show of a page: everything but its body and
+    the date its file last changed (which every edit of it moves)."""
+    return tuple(sorted((k, repr(v)) for k, v in page.items() if k not in ("hash", "words", "modified")))
 
 
-def _lists_of(page: dict[str, Any]) -> set[str]:
+def _translations(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
+    return {rel: tuple(_listing(manifest.pages[r]) for r in manifest.translations(rel)) for rel in manifest.pages}
+
+
+def _lists_of(page: dict[str, Any], default_lang: str) -> set[str]:
+    lang = page.get("lang") or default_lang
     tags = {f"list:section:{page['section']}", "list:all"}
+    if page.get("main"):
+        tags.add(f"list:main:{lang}")
     for tax, names in page["terms"].items():
-        tags.update(f"list:term:{tax}:{slugify(name) or name}" for name in names)
+        key = taxonomy_key(tax, lang, default_lang)
+        tags.update(f"list:term:{key}:{slugify(name) or name}" for name in names)
     return tags
 
 
@@ -52,12 +63,14 @@ def changed_tags(old: Manifest, new: Manifest) -> set[str]:
         before, after = old.pages.get(rel), new.pages.get(rel)
         if before == after:
             continue
-        for page in (before, after):
+        for page, manifest in ((before, old), (after, new)):
             if page is not None:
-                tags |= _lists_of(page)
-        for tax in set((before or {}).get("terms", {})) | set((after or {}).get("terms", {})):
-            if (before or {}).get("terms", {}).get(tax) != (after or {}).get("terms", {}).get(tax):
-                tags.add(f"list:taxonomy:{tax}")  # a term's count or the set of terms changed
+                default = manifest.site.get("default_language", manifest.site["language"])
+                tags |= _lists_of(page, default)
+                for tax in set((before or {}).get("terms", {})) | set((after or {}).get("terms", {})):
+                    if (before or {}).get("terms", {}).get(tax) != (after or {}).get("terms", {}).get(tax):
+                        # a term's count or the set of terms changed
+                        tags.add(f"list:taxonomy:{taxonomy_key(tax, page.get('lang') or default, default)}")
     for url in set(old.routes) | set(new.routes):
         if old.routes.get(url) != new.routes.get(url):
             tags.add(f"path:{url}")
@@ -68,8 +81,18 @@ def changed_tags(old: Manifest, new: Manifest) -> set[str]:
     for rel in set(old_n) | set(new_n):
         if old_n.get(rel) != new_n.get(rel):
             tags.add(f"neighbours:{rel}")
+    old_t, new_t = _translations(old), _translations(new)
+    for rel in set(old_t) | set(new_t):
+        if old_t.get(rel) != new_t.get(rel):
+            tags.add(f"translations:{rel}")
+    for root in set(old.sections) | set(new.sections):
+        before_main, after_main = old.sections.get(root, {}).get("main_pages"), new.sections.get(root, {}).get("main_pages")
+        if before_main != after_main and (before_main is not None or after_main is not None):
+            tags.add(f"list:main:{new.sections.get(root, old.sections.get(root, {})).get('lang')}")
     if set(old.sections) != set(new.sections) or any(
-        old.sections[s].get("title") != new.sections[s].get("title") for s in old.sections if s in new.sections
+        (old.sections[s].get("title"), old.sections[s].get("weight"), old.sections[s].get("subsections"))
+        != (new.sections[s].get("title"), new.sections[s].get("weight"), new.sections[s].get("subsections"))
+        for s in old.sections if s in new.sections
     ):
         tags.add("list:sections")
         for name in set(old.sections) | set(new.sections):

@@ -51,7 +51,11 @@ LEXERS: dict[str, type[Lexer]] = {
     "nginx": NginxConfLexer,
 }
 _FORMATTER = HtmlFormatter(nowrap=True)
-_SHORTCODE = re.compile(r"\{\{<\s*([\w-]+)((?:\s+[\w-]+=(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*)\s*/?>\}\}")
+_SHORTCODE_OR_ESCAPE = re.compile(
+    r"\{\{<\s*/\*(?P<escaped>.*?)\*/\s*>\}\}"
+    r"|\{\{<\s*(?P<name>[\w-]+)(?P<args>(?:\s+[\w-]+=(?:\"[^\"]*\"|'[^']*'|[^\s>]+))*)\s*/?>\}\}", re.S)
+_FENCE = re.compile(r"^([ \t]{0,3})(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\2[`~]*[ \t]*$|\Z)", re.M | re.S)
+_INLINE_CODE = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
 _ARG = re.compile(r"([\w-]+)=(?:\"([^\"]*)\"|'([^']*)'|([^\s>]+))")
 _PLACEHOLDER = "\x02SC{}\x03"
 
@@ -86,16 +90,43 @@ class Rendered:
     toc: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Where fenced code blocks and inline code spans are (shortcodes are not expanded there)."""
+    spans = [m.span() for m in _FENCE.finditer(text)]
+    for m in _INLINE_CODE.finditer(text):
+        if not any(a <= m.start() < b for a, b in spans):
+            spans.append(m.span())
+    return spans
+
+
+def expand_shortcodes(text: str, shortcode: Shortcode | None, outputs: list[str]) -> str:
+    """Replace each ``{{< name k="v" >}}`` outside code by a placeholder for its HTML, and
+    each escaped ``{{</* name */>}}`` by the literal ``{{< name >}}`` text (in code too)."""
+    if "{{<" not in text:
+        return text
+    code = _code_spans(text)
+
+    def swap(match: re.Match[str]) -> str:
+        in_code = any(a <= match.start() < b for a, b in code)
+        if match.group("escaped") is not None:
+            literal = "{{<" + match.group("escaped") + ">}}"
+            if in_code:
+                return literal
+            outputs.append(html.escape(literal, quote=False))
+            return _PLACEHOLDER.format(len(outputs) - 1)
+        if in_code or shortcode is None:
+            return match.group(0)
+        args = {m.group(1): next(g for g in m.groups()[1:] if g is not None) for m in _ARG.finditer(match.group("args"))}
+        outputs.append(shortcode(match.group("name"), args))
+        return _PLACEHOLDER.format(len(outputs) - 1)
+
+    return _SHORTCODE_OR_ESCAPE.sub(swap, text)
+
+
 def render_markdown(text: str, shortcode: Shortcode | None = None) -> Rendered:
     """Render Markdown. ``shortcode(name, args)`` returns the HTML of each ``{{< >}}`` call."""
     outputs: list[str] = []
-    if shortcode is not None and "{{<" in text:
-        def swap(match: re.Match[str]) -> str:
-            args = {m.group(1): next(g for g in m.groups()[1:] if g is not None) for m in _ARG.finditer(match.group(2))}
-            outputs.append(shortcode(match.group(1), args))
-            return _PLACEHOLDER.format(len(outputs) - 1)
-
-        text = _SHORTCODE.sub(swap, text)
+    text = expand_shortcodes(text, shortcode, outputs)
     tokens = _PARSER.parse(text)
     toc = []
     for i, token in enumerate(tokens):

@@ -13,6 +13,7 @@ import html
 import json
 import math
 import os
+import re
 import traceback
 import urllib.parse
 from collections.abc import Iterator
@@ -26,11 +27,12 @@ from .content import split_body
 from .contract import RenderRequest, RenderResponse
 from .errors import RenderError
 from .markdown import render_markdown, toc_html
-from .routes import MANIFEST_FILE, Manifest
+from .routes import MANIFEST_FILE, Manifest, taxonomy_key
 from .templates import as_render_error, format_date, make_environment
 
 HTML = "text/html; charset=utf-8"
 WORDS_PER_MINUTE = 220
+RELATED_LIMIT = 5
 
 
 def _date(value: str | None) -> dt.datetime | None:
@@ -54,8 +56,11 @@ class Term:
 
     @property
     def pages(self) -> list["Page"]:
+        return [self._ctx.page(rel) for rel in self._pages_rels()]
+
+    def _pages_rels(self) -> list[str]:
         deps.record(f"list:term:{self.taxonomy}:{self.slug}")
-        return [self._ctx.page(rel) for rel in self._pages]
+        return self._pages
 
     def __str__(self) -> str:
         return self.name
@@ -79,7 +84,9 @@ class Page:
         self.word_count: int = info["words"]
         self.reading_time: int = max(1, math.ceil(info["words"] / WORDS_PER_MINUTE))
         self.date = _date(info["date"])
-        self.lastmod = _date(info["lastmod"]) or self.date
+        # front matter, else the last commit (git), else the file's mtime: computed at compile
+        self.lastmod = _date(info["lastmod"]) or _date(info.get("modified")) or self.date
+        self.lang: str = info.get("lang") or ctx.manifest.site["language"]
         self._rendered: tuple[str, str] | None = None
 
     @property
@@ -111,7 +118,8 @@ class Page:
     def terms(self) -> dict[str, list[Term]]:
         from .content import slugify
 
-        return {tax: [self._ctx.term(tax, slugify(t) or t) for t in names]
+        default = self._ctx.manifest.site.get("default_language", self.lang)
+        return {tax: [self._ctx.term(taxonomy_key(tax, self.lang, default), slugify(t) or t) for t in names]
                 for tax, names in self._info["terms"].items()}
 
     @property
@@ -129,6 +137,26 @@ class Page:
             return None
         i = listed.index(self.rel) + step
         return self._ctx.page(listed[i]) if 0 <= i < len(listed) else None
+
+    @property
+    def related(self) -> list["Page"]:
+        """Up to five other pages sharing the most terms with this one (then newest, title);
+        depends on the term lists involved."""
+        shared: dict[str, int] = {}
+        for terms in self.terms.values():
+            for term in terms:
+                for rel in term._pages_rels():
+                    if rel != self.rel:
+                        shared[rel] = shared.get(rel, 0) + 1
+        pages = self._ctx.manifest.pages
+        ranked = sorted(shared, key=lambda r: (-shared[r], _Rev(pages[r]["date"] or ""), pages[r]["title"], r))
+        return [self._ctx.page(rel) for rel in ranked[:RELATED_LIMIT]]
+
+    @property
+    def translations(self) -> list["Page"]:
+        """This page in the site's other languages, in the order of ``[languages]``."""
+        deps.record(f"translations:{self.rel}")
+        return [self._ctx.page(rel) for rel in self._ctx.manifest.translations(self.rel)]
 
     @property
     def prev(self) -> "Page | None":
@@ -175,6 +203,21 @@ class Section:
         return self._ctx.page(index) if index else None
 
 
+class _Rev:
+    """Sorts strings in reverse inside a tuple key."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: "_Rev") -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Rev) and self.value == other.value
+
+
 class Paginator:
     def __init__(self, items: list[str], number: int, per_page: int, base_url: str, ctx: "Context") -> None:
         self.total_pages = max(1, math.ceil(len(items) / per_page))
@@ -190,7 +233,7 @@ class Taxonomy:
     def __init__(self, ctx: "Context", name: str) -> None:
         deps.record(f"list:taxonomy:{name}")
         self.name = name
-        self.singular = ctx.manifest.site["taxonomies"].get(name, name)
+        self.singular = ctx.manifest.site["taxonomies"].get(name.rsplit("/", 1)[-1], name)
         self.terms = [ctx.term(name, slug) for slug in ctx.manifest.terms.get(name, {})]
 
 
@@ -219,7 +262,10 @@ class SiteView:
         info = ctx.manifest.site
         self.title: str = info["title"]
         self.base_url: str = info["base_url"]
-        self.language: str = info["language"]
+        self.language: str = ctx.lang
+        self.default_language: str = info.get("default_language", info["language"])
+        self.languages: list[dict[str, Any]] = list((info.get("languages") or {}).values())
+        self.main_sections: list[str] = info.get("main_sections") or []
         self.description: str = info["description"]
         self.params: dict[str, Any] = info["params"]
         self.menus: dict[str, list[dict[str, Any]]] = info["menus"]
@@ -232,12 +278,15 @@ class SiteView:
 
     @property
     def sections(self) -> list[Section]:
+        """Top-level sections of this language, by their ``_index.md`` weight, then title."""
         deps.record("list:sections")
-        return [Section(self._ctx, name) for name in self._ctx.manifest.sections[""]["subsections"]]
+        return [Section(self._ctx, name) for name in self._ctx.manifest.sections[self._ctx.root]["subsections"]]
 
     @property
     def taxonomies(self) -> dict[str, list[Term]]:
-        return {name: Taxonomy(self._ctx, name).terms for name in self._ctx.manifest.terms}
+        return {name: Taxonomy(self._ctx, taxonomy_key(name, self._ctx.lang, self.default_language)).terms
+                for name in self._ctx.manifest.site["taxonomies"]
+                if taxonomy_key(name, self._ctx.lang, self.default_language) in self._ctx.manifest.terms}
 
 
 class Context:
@@ -247,6 +296,12 @@ class Context:
         self.renderer, self.manifest = renderer, manifest
         self.data = Data(manifest)
         self._pages: dict[str, Page] = {}
+        self.lang: str = manifest.site.get("default_language", manifest.site["language"])
+
+    @property
+    def root(self) -> str:
+        """The section that is the home of the language being rendered."""
+        return "" if self.lang == self.manifest.site.get("default_language", self.lang) else self.lang
 
     def page(self, rel: str) -> Page:
         found = self._pages.get(rel)
@@ -269,6 +324,10 @@ class Context:
         with open(os.path.join(self.renderer.site_root, rel), encoding="utf-8") as fh:
             return fh.read()
 
+    @property
+    def prefix(self) -> str:
+        return f"/{self.root}" if self.root else ""
+
     def absolute(self, url: str) -> str:
         return self.manifest.site["base_url"].rstrip("/") + url
 
@@ -279,13 +338,21 @@ class Context:
         deps.record(f"file:static/{path.lstrip('/')}")
         return url
 
+    def sri(self, path: str) -> str:
+        """``sha384-...`` of a static file (computed at compile from its bytes), for ``integrity=``."""
+        found = self.manifest.sri.get(path.lstrip("/"))
+        if found is None:
+            raise RenderError(f"static file not found: static/{path.lstrip('/')}", kind="static-missing")
+        deps.record(f"file:static/{path.lstrip('/')}")
+        return found
+
     def shortcode(self, name: str, args: dict[str, str], page: Page) -> str:
         env = self.renderer.environment(self.manifest)
         template = env.get_template(f"shortcodes/{name}.html")
         return template.render(self.globals(), page=page, **args)
 
     def globals(self) -> dict[str, Any]:
-        return {"site": SiteView(self), "data": self.data, "static": self.static, "url": self.absolute}
+        return {"site": SiteView(self), "data": self.data, "static": self.static, "sri": self.sri, "url": self.absolute}
 
 
 class Renderer:
@@ -359,10 +426,13 @@ class Renderer:
             return 301, [("content-type", HTML), ("location", route["target"])], body
         if kind == "error":
             raise RenderError(route["message"], kind=route["error_kind"], file=route["file"], line=route["line"])
+        ctx.lang = route.get("lang") or ctx.lang
         if kind == "feed":
             return 200, [("content-type", "application/atom+xml; charset=utf-8")], _feed(ctx)
         if kind == "sitemap":
             return 200, [("content-type", "application/xml; charset=utf-8")], _sitemap(ctx)
+        if kind == "search":
+            return 200, [("content-type", "application/json")], _search_index(ctx)
         if kind == "worker":
             return self._worker_route(request, route, ctx)
         env = self.environment(manifest)
@@ -371,22 +441,31 @@ class Renderer:
         template = route.get("template", "")
         if kind == "page":
             extra["page"] = ctx.page(route["page"])
+            ctx.lang = extra["page"].lang
         elif kind == "section":
+            info = manifest.sections[route["section"]]
+            ctx.lang = info.get("lang") or ctx.lang
             section = Section(ctx, route["section"])
-            items = ctx.all_pages() if route["section"] == "" else manifest.sections[route["section"]]["pages"]
-            deps.record("list:all" if route["section"] == "" else f"list:section:{route['section']}")
+            if "main_pages" in info:
+                items = info["main_pages"]
+                deps.record(f"list:main:{ctx.lang}")
+            else:
+                items = info["pages"]
+                deps.record(f"list:section:{route['section']}")
             extra.update(section=section, page=section.page,
                          paginator=Paginator(items, route["number"], manifest.site["per_page"], section.url, ctx))
         elif kind == "taxonomy":
+            ctx.lang = route["taxonomy"].split("/")[0] if "/" in route["taxonomy"] else ctx.lang
             extra.update(taxonomy=Taxonomy(ctx, route["taxonomy"]), page=None)
         elif kind == "term":
+            ctx.lang = route["taxonomy"].split("/")[0] if "/" in route["taxonomy"] else ctx.lang
             term = ctx.term(route["taxonomy"], route["term"])
             deps.record(f"list:term:{term.taxonomy}:{term.slug}")
             extra.update(taxonomy=Taxonomy(ctx, route["taxonomy"]), term=term, page=None,
                          paginator=Paginator(term._pages, route["number"], manifest.site["per_page"], term.url, ctx))
         elif kind == "not_found":
             status, template = 404, "404.html"
-            extra.update(page=None, url=urllib.parse.unquote(request.url.split("?", 1)[0]))
+            extra.update(page=None, request_path=urllib.parse.unquote(request.url.split("?", 1)[0]))
             if "templates/404.html" not in manifest.inputs:
                 deps.record("file:templates/404.html")
                 return 404, [("content-type", HTML)], "<!doctype html><title>404 Not Found</title><h1>404 Not Found</h1>\n"
@@ -444,14 +523,18 @@ def _xml(text: str) -> str:
 
 
 def _feed(ctx: Context) -> str:
-    """Atom feed of the newest pages; deterministic (no clock), so both render paths agree."""
-    deps.record("list:all")
+    """Atom feed of the newest pages of the main sections in one language; deterministic (no
+    clock), so both render paths agree."""
+    deps.record(f"list:main:{ctx.lang}")
     site = ctx.manifest.site
-    pages = [ctx.page(rel) for rel in ctx.all_pages()[: site["feed_limit"]]]
+    pages = [ctx.page(rel) for rel in ctx.manifest.sections[ctx.root]["main_pages"][: site["feed_limit"]]]
+    title = site["title"]
+    if site.get("languages") and ctx.lang in site["languages"]:
+        title = site["languages"][ctx.lang]["title"]
     updated = max((p.lastmod for p in pages if p.lastmod), default=None)
     out = ['<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">\n',
-           f"  <title>{_xml(site['title'])}</title>\n", f'  <link href="{_xml(ctx.absolute("/atom.xml"))}" rel="self"/>\n',
-           f'  <link href="{_xml(site["base_url"])}"/>\n', f"  <id>{_xml(site['base_url'])}</id>\n",
+           f"  <title>{_xml(title)}</title>\n", f'  <link href="{_xml(ctx.absolute(ctx.prefix + "/atom.xml"))}" rel="self"/>\n',
+           f'  <link href="{_xml(ctx.absolute(ctx.prefix + "/"))}"/>\n', f"  <id>{_xml(ctx.absolute(ctx.prefix + '/'))}</id>\n",
            f"  <updated>{(updated or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)).isoformat()}</updated>\n"]
     for page in pages:
         stamp = (page.lastmod or page.date or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)).isoformat()
@@ -464,22 +547,63 @@ def _feed(ctx: Context) -> str:
     return "".join(out)
 
 
+def _route_lang(ctx: Context, route: dict[str, Any]) -> str:
+    if route.get("page"):
+        return ctx.page(route["page"]).lang
+    if route["kind"] == "section":
+        return str(ctx.manifest.sections[route["section"]].get("lang") or ctx.lang)
+    taxonomy = route.get("taxonomy", "")
+    return taxonomy.split("/")[0] if "/" in taxonomy else ctx.manifest.site.get("default_language", ctx.lang)
+
+
 def _sitemap(ctx: Context) -> str:
+    """The URLs of one language; on a multilingual site each page names its translations
+    (``hreflang`` alternates, itself included)."""
     deps.record("list:all")
     deps.record("list:routes")
-    out = ['<?xml version="1.0" encoding="utf-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n']
+    multilingual = bool(ctx.manifest.site.get("languages"))
+    xmlns = ' xmlns:xhtml="http://www.w3.org/1999/xhtml"' if multilingual else ""
+    out = [f'<?xml version="1.0" encoding="utf-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"{xmlns}>\n']
     for url, route in sorted(ctx.manifest.routes.items()):
         if route["kind"] not in ("page", "section", "taxonomy", "term") or route.get("number", 1) != 1:
+            continue
+        if multilingual and _route_lang(ctx, route) != ctx.lang:
             continue
         out.append(f"  <url><loc>{_xml(ctx.absolute(url))}</loc>")
         rel = route.get("page")
         if rel:
-            moment = ctx.page(rel).lastmod
+            page = ctx.page(rel)
+            moment = page.lastmod
             if moment:
                 out.append(f"<lastmod>{format_date(moment, '%Y-%m-%d')}</lastmod>")
+            others = ctx.manifest.translations(rel)
+            if multilingual and others:
+                deps.record(f"translations:{rel}")
+                for alt in sorted([page] + [ctx.page(r) for r in others], key=lambda p: (p.lang, p.url)):
+                    out.append(f'<xhtml:link rel="alternate" hreflang="{_xml(alt.lang)}" href="{_xml(alt.permalink)}"/>')
         out.append("</url>\n")
     out.append("</urlset>\n")
     return "".join(out)
+
+
+def _search_index(ctx: Context) -> str:
+    """``/search.json``: title, URL, plain-text summary and tags of every page (and its
+    language on a multilingual site), newest first, for client-side search."""
+    deps.record("list:all")
+    multilingual = bool(ctx.manifest.site.get("languages"))
+    entries = []
+    for rel in ctx.all_pages():
+        page = ctx.page(rel)
+        entry: dict[str, Any] = {"title": page.title, "url": page.url, "summary": _plain(str(page.summary)),
+                                 "tags": [t.name for t in page.tags]}
+        if multilingual:
+            entry["lang"] = page.lang
+        entries.append(entry)
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _plain(markup: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
 
 
 def iter_urls(manifest: Manifest) -> Iterator[str]:

@@ -8,6 +8,7 @@ in the compiled table (worker routes with ``{param}`` segments are tried after i
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .content import normalise, parse_front_matter, slugify, split_body
+from .content import JEKYLL_NAME, normalise, parse_front_matter, slugify, split_body
 from .errors import CompileError, FrontMatterError
 from .site import SITE_FILE, WORKER_FILE, Site, SiteConfig, parse_config
 
 MANIFEST_FILE = "manifest.json"
+SEARCH_INDEX = "/search.json"
 PLACEHOLDERS = {"section", "slug", "year", "month", "day", "filename"}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 DATA_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".csv")
@@ -44,6 +46,8 @@ class FileRecord:
     words: int = 0
     summary_md: str = ""
     data: Any = None  # parsed data file
+    sri: str = ""  # static files: the integrity hash of their bytes
+    modified: str | None = None  # content files: last commit (git) or mtime, when front matter has no lastmod
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Manifest:
     static: dict[str, str]
     errors: dict[str, dict[str, Any]]
     next_publish: str | None = None
+    sri: dict[str, str] = field(default_factory=dict)
     config: SiteConfig | None = field(default=None, compare=False, repr=False)
     static_paths: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -71,7 +76,7 @@ class Manifest:
             "version": self.version, "site": self.site, "pages": self.pages, "sections": self.sections,
             "terms": self.terms, "routes": self.routes, "worker_routes": self.worker_routes,
             "inputs": self.inputs, "templates": self.templates, "data": self.data,
-            "static": self.static, "errors": self.errors, "next_publish": self.next_publish,
+            "static": self.static, "errors": self.errors, "next_publish": self.next_publish, "sri": self.sri,
         }
 
     @classmethod
@@ -90,6 +95,22 @@ class Manifest:
             tmp.write_text(json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True), encoding="utf-8")
             os.replace(tmp, target)
         return target
+
+    def translations(self, rel: str) -> list[str]:
+        """The other languages' versions of a page, in the order of ``[languages]``."""
+        index = self.__dict__.get("_translations")
+        if index is None:
+            order = {code: i for i, code in enumerate(self.site.get("languages") or {})}
+            groups: dict[str, list[str]] = {}
+            for other, page in sorted(self.pages.items()):
+                groups.setdefault(page.get("key", other), []).append(other)
+            for members in groups.values():
+                members.sort(key=lambda r: (order.get(self.pages[r].get("lang", ""), -1), r))
+            index = self.__dict__["_translations"] = groups
+        page = self.pages.get(rel)
+        if page is None:
+            return []
+        return [r for r in index.get(page.get("key", rel), []) if r != rel]
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The route for a normalised path, or None. A worker route's params are filled in."""
@@ -205,6 +226,9 @@ class Compiler:
         self._records: dict[str, FileRecord] = {}
         self._config: tuple[str, SiteConfig] | None = None
         self.files_read = 0
+        self._git: dict[str, str] | None = None
+        self._git_first = True
+        self._git_cache: dict[tuple[str, str], str] = {}
 
     def _scan(self) -> dict[str, os.stat_result]:
         found: dict[str, os.stat_result] = {}
@@ -235,11 +259,18 @@ class Compiler:
             text = raw.decode("utf-8", errors="replace")
             try:
                 record.meta = normalise(parse_front_matter(text, rel), rel, config.taxonomies)
+                jekyll = JEKYLL_NAME.match(Path(rel).stem)
+                if jekyll:
+                    record.meta["date"] = record.meta["date"] or dt.datetime(
+                        int(jekyll[1]), int(jekyll[2]), int(jekyll[3]), tzinfo=dt.timezone.utc).isoformat()
+                    record.meta["slug"] = record.meta["slug"] or slugify(jekyll[4]) or jekyll[4]
                 body, _ = split_body(text)
                 record.words = len(body.split())
                 record.summary_md = _summary_source(body)
             except FrontMatterError as exc:
                 record.error = {"kind": exc.kind, "message": exc.message, "file": rel, "line": exc.line}
+        elif rel.startswith("static/"):
+            record.sri = "sha384-" + base64.b64encode(hashlib.sha384(raw).digest()).decode("ascii")
         elif rel == WORKER_FILE:
             record.data = raw.decode("utf-8", errors="replace")
         elif rel.startswith("data/") and rel.endswith(DATA_SUFFIXES):
@@ -248,8 +279,26 @@ class Compiler:
             except Exception as exc:  # a broken data file is reported, never fatal
                 line = getattr(getattr(exc, "problem_mark", None), "line", -1) + 1
                 record.error = {"kind": "data", "message": f"invalid data file: {exc}", "file": rel, "line": max(line, 0)}
+        if record.meta is not None and record.meta["lastmod"] is None:
+            record.modified = self._modified(rel, record.hash, st)
         self._records[rel] = record
         return record
+
+    def _modified(self, rel: str, file_hash: str, st: os.stat_result) -> str:
+        """When a content file last changed: its last commit if the site is in a git
+        repository (one ``git log`` for the whole site, then one per edited file, cached per
+        file hash), else its mtime. Host only; the manifest carries the result."""
+        if self._git is None:
+            self._git = _git_dates(self.site.root)
+        cached = self._git_cache.get((rel, file_hash))
+        if cached is None and not self._git:
+            cached = ""  # not in a git repository (or nothing committed): mtimes
+        if cached is None:
+            cached = self._git.get(rel, "") if self._git_first else _git_date(self.site.root, rel)
+            self._git_cache[(rel, file_hash)] = cached
+        if cached:
+            return cached
+        return dt.datetime.fromtimestamp(st.st_mtime_ns // 1_000_000_000, dt.timezone.utc).isoformat()
 
     def compile(self, now: dt.datetime | None = None) -> Manifest:
         """Compile the site as it is on disk now. Raises SiteConfigError or CompileError;
@@ -271,12 +320,85 @@ class Compiler:
         records = {rel: self._record(rel, st, config) for rel, st in sorted(stats.items())}
         for gone in set(self._records) - set(records):
             del self._records[gone]
+        self._git_first = False
         return build_manifest(config, records, now, self.include_drafts)
+
+
+def _git_dates(root: Path) -> dict[str, str]:
+    """Last commit date of every content file under ``root``, from one ``git log`` (empty
+    when ``root`` is not in a git repository or git is missing)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "log", "--format=%x00%cI", "--name-only", "--relative", "--", "content"],
+                             cwd=root, capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    found: dict[str, str] = {}
+    date = ""
+    for line in out.splitlines():
+        if line.startswith("\x00"):
+            date = line[1:]
+        elif line and date and line not in found:
+            found[line] = _utc(date)
+    return found
+
+
+def _git_date(root: Path, rel: str) -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cI", "--", rel], cwd=root, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return _utc(out) if out else ""
+
+
+def _utc(stamp: str) -> str:
+    return dt.datetime.fromisoformat(stamp).astimezone(dt.timezone.utc).isoformat()
 
 
 def _section_of(rel: str) -> str:
     parent = rel[len("content/"):].rpartition("/")[0]
     return parent
+
+
+def taxonomy_key(tax: str, lang: str, default_lang: str) -> str:
+    """Terms of a taxonomy are per language: ``tags`` for the default one, ``fr/tags`` else."""
+    return tax if lang == default_lang else f"{lang}/{tax}"
+
+
+def _join(lang: str, local: str, default_lang: str) -> str:
+    if lang == default_lang:
+        return local
+    return f"{lang}/{local}" if local else lang
+
+
+def _unlang(rel: str, languages: list[str]) -> str:
+    """``content/posts/x.fr.md`` -> ``content/posts/x.md`` (for slugs and file names)."""
+    head, _, name = rel.rpartition("/")
+    parts = name.split(".")
+    if len(parts) == 3 and parts[1] in languages:
+        return f"{head}/{parts[0]}.md"
+    return rel
+
+
+def _place(rel: str, meta: dict[str, Any] | None, languages: list[str], default_lang: str) -> tuple[str, str, str]:
+    """(language, section inside that language, translation key) of a content file: by its
+    name (``x.fr.md``), else its top folder (``content/fr/...``), else ``lang``, else the default."""
+    section = _section_of(rel)
+    name = rel.rsplit("/", 1)[-1]
+    parts = name.split(".")
+    top, _, rest = section.partition("/")
+    lang = None
+    if len(parts) == 3 and parts[1] in languages:
+        lang = parts[1]
+        name = f"{parts[0]}.md"
+    if len(languages) > 1 and top in languages:
+        lang, section = lang or top, rest
+    lang = lang or (meta or {}).get("lang") or default_lang
+    return lang, section, f"{section}/{name}" if section else name
 
 
 def _sort_key(page: dict[str, Any]) -> tuple[Any, ...]:
@@ -317,17 +439,25 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
         owner[url] = source
 
     content = {rel: r for rel, r in records.items() if rel.startswith("content/") and rel.endswith(".md")}
-    for rel in content:
-        section = _section_of(rel)
-        parts = section.split("/") if section else []
+    languages = list(config.languages) or [config.language]
+    default_lang = config.language
+    placed = {rel: _place(rel, record.meta, languages, default_lang) for rel, record in content.items()}
+    for lang in languages:
+        if lang != default_lang:
+            sections[lang] = {"name": lang, "index": None, "pages": [], "subsections": [], "lang": lang}
+    for rel, (lang, local, _key) in placed.items():
+        section = _join(lang, local, default_lang)
+        parts = local.split("/") if local else []
         for i in range(len(parts)):
-            name = "/".join(parts[: i + 1])
-            parent = "/".join(parts[:i])
+            name = _join(lang, "/".join(parts[: i + 1]), default_lang)
+            parent = _join(lang, "/".join(parts[:i]), default_lang)
             if name not in sections:
                 sections[name] = {"name": name, "index": None, "pages": [], "subsections": []}
                 sections[parent]["subsections"].append(name)
     for rel, record in content.items():
-        section = _section_of(rel)
+        lang, local, key = placed[rel]
+        section = _join(lang, local, default_lang)
+        prefix = "" if lang == default_lang else f"/{lang}"
         if record.error is not None:
             stem = Path(rel).stem
             url = (f"/{section}/" if stem == "_index" else f"/{section}/{slugify(stem)}/") if section else (
@@ -340,22 +470,28 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
         meta = record.meta or {}
         if meta["draft"] and not drafts:
             continue
-        if meta["date"] and not config.build_future and meta["date"] > now.isoformat():
-            next_publish = min(next_publish or meta["date"], meta["date"])
+        visible_from = meta.get("publish") or meta["date"]
+        if visible_from and not config.build_future and visible_from > now.isoformat():
+            next_publish = min(next_publish or visible_from, visible_from)
             continue
-        is_index = Path(rel).name == "_index.md"
+        if meta.get("expiry"):
+            if meta["expiry"] <= now.isoformat():
+                continue
+            next_publish = min(next_publish or meta["expiry"], meta["expiry"])
+        is_index = Path(rel).name.split(".")[0] == "_index"
         if is_index:
-            url = meta["url"] or (f"/{section}/" if section else "/")
-            kind = "section" if section else "home"
+            url = meta["url"] or (f"{prefix}/{local}/" if local else f"{prefix}/")
+            kind = "section" if local else "home"
         else:
-            url = _page_url(rel, section, meta, config.permalinks)
+            url = meta["url"] or prefix + _page_url(_unlang(rel, languages), local, meta, config.permalinks)
             kind = "page"
         page = {
             "rel": rel, "url": url, "kind": kind, "section": section, "title": meta["title"] or Path(rel).stem,
-            "date": meta["date"], "lastmod": meta["lastmod"], "weight": meta["weight"], "draft": meta["draft"],
-            "summary": meta["summary"] if meta["summary"] is not None else record.summary_md,
+            "date": meta["date"], "lastmod": meta["lastmod"], "modified": record.modified, "weight": meta["weight"],
+            "draft": meta["draft"], "summary": meta["summary"] if meta["summary"] is not None else record.summary_md,
             "description": meta["description"], "terms": meta["terms"], "params": meta["params"],
-            "template": meta["template"], "aliases": meta["aliases"], "words": record.words, "hash": record.hash,
+            "template": meta["template"], "type": meta.get("type"), "aliases": meta["aliases"], "words": record.words,
+            "hash": record.hash, "lang": lang, "key": key, "main": False,
         }
         pages[rel] = page
         if is_index:
@@ -373,31 +509,61 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
                 return name
         return candidates[-1]
 
+    roots = {lang: ("" if lang == default_lang else lang) for lang in languages}
     for name, section in sections.items():
         section["pages"].sort(key=lambda r: _sort_key(pages[r]))
-        section["subsections"].sort()
         index = pages.get(section["index"]) if section["index"] else None
-        section["title"] = index["title"] if index else (name.rsplit("/", 1)[-1].replace("-", " ").title() if name else config.title)
-        section["url"] = index["url"] if index else (f"/{name}/" if name else "/")
+        lang = section.get("lang") or next((l for l, root in roots.items() if root and name.startswith(root + "/")), default_lang)
+        local = name if lang == default_lang else name[len(lang) + 1:]
+        prefix = "" if lang == default_lang else f"/{lang}"
+        home_title = config.languages.get(lang, {}).get("title", config.title) if config.languages else config.title
+        section["title"] = index["title"] if index else (local.rsplit("/", 1)[-1].replace("-", " ").title() if local else home_title)
+        section["url"] = index["url"] if index else (f"{prefix}/{local}/" if local else f"{prefix}/")
+        section["weight"] = index["weight"] if index else 0
+        section["lang"], section["local"] = lang, local
+    for section in sections.values():
+        section["subsections"].sort(key=lambda n: (sections[n]["weight"], sections[n]["title"], n))
     regular = sorted((p for p in pages.values() if p["kind"] == "page"), key=lambda p: (_Desc(p["date"] or ""), p["title"], p["rel"]))
     all_pages = [p["rel"] for p in regular]
+    main_sections = config.main_sections
+    if main_sections is None:
+        dated: dict[str, int] = {}
+        for p in regular:
+            top = sections[p["section"]]["local"].split("/")[0]
+            if p["date"] and top:
+                dated[top] = dated.get(top, 0) + 1
+        main_sections = [min(dated, key=lambda n: (-dated[n], n))] if dated else []
+    for p in regular:
+        p["main"] = not main_sections or sections[p["section"]]["local"].split("/")[0] in main_sections
+    site = config.to_json()
+    site["main_sections"] = main_sections
+    site["default_language"] = default_lang
 
     for rel, page in pages.items():
         if page["kind"] == "page":
-            top = page["section"].split("/")[0]
-            template = page["template"] or pick([f"{page['section']}/page.html", f"{top}/page.html", "page.html"])
+            local = sections[page["section"]]["local"]
+            top = local.split("/")[0]
+            typed = [f"{page['type']}/page.html"] if page["type"] else []
+            template = page["template"] or pick(typed + [f"{local}/page.html", f"{top}/page.html", "page.html"])
             add_route(page["url"], {"kind": "page", "page": rel, "template": template}, rel)
     for name, section in sections.items():
-        listed = all_pages if name == "" else section["pages"]
+        is_root = name == roots.get(section["lang"])
+        if is_root:
+            listed = [p["rel"] for p in regular if p["main"] and p["lang"] == section["lang"]]
+            section["main_pages"] = listed
+        else:
+            listed = section["pages"]
         total = max(1, math.ceil(len(listed) / per_page))
         index = pages.get(section["index"]) if section["index"] else None
+        local = section["local"]
         if index and index["template"]:
             template = index["template"]
-        elif name == "":
+        elif is_root:
             template = pick(["index.html", "section.html"])
         else:
-            top = name.split("/")[0]
-            template = pick([f"{name}/section.html", f"{top}/section.html", "section.html"])
+            top = local.split("/")[0]
+            typed = [f"{index['type']}/section.html"] if index and index["type"] else []
+            template = pick(typed + [f"{local}/section.html", f"{top}/section.html", "section.html"])
         base = section["url"]
         section["total_pages"] = total
         for number in range(1, total + 1):
@@ -406,15 +572,21 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
                       section["index"] or f"content/{name}")
 
     terms: dict[str, dict[str, dict[str, Any]]] = {}
-    for tax in config.taxonomies:
+    for tax, lang in ((t, l) for l in languages for t in config.taxonomies):
+        key = taxonomy_key(tax, lang, default_lang)
+        prefix = "" if lang == default_lang else f"/{lang}"
         table: dict[str, dict[str, Any]] = {}
         for page in regular:
+            if page["lang"] != lang:
+                continue
             for term in page["terms"].get(tax, []):
                 slug = slugify(term) or term
-                entry = table.setdefault(slug, {"name": term, "slug": slug, "url": f"/{tax}/{slug}/", "pages": []})
+                entry = table.setdefault(slug, {"name": term, "slug": slug, "url": f"{prefix}/{tax}/{slug}/", "pages": []})
                 entry["pages"].append(page["rel"])
-        terms[tax] = dict(sorted(table.items()))
-        add_route(f"/{tax}/", {"kind": "taxonomy", "taxonomy": tax, "template": pick(["taxonomy.html", "section.html"])}, SITE_FILE)
+        terms[key] = dict(sorted(table.items()))
+        tax = key
+        add_route(f"{prefix}/{key.rsplit('/', 1)[-1]}/", {"kind": "taxonomy", "taxonomy": key,
+                                                          "template": pick(["taxonomy.html", "section.html"])}, SITE_FILE)
         for slug, entry in table.items():
             total = max(1, math.ceil(len(entry["pages"]) / per_page))
             entry["total_pages"] = total
@@ -422,8 +594,10 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
                 url = entry["url"] if number == 1 else f"{entry['url']}page/{number}/"
                 add_route(url, {"kind": "term", "taxonomy": tax, "term": slug, "number": number,
                                 "template": pick(["term.html", "section.html"])}, SITE_FILE)
-    add_route("/atom.xml", {"kind": "feed"}, SITE_FILE)
-    add_route("/sitemap.xml", {"kind": "sitemap"}, SITE_FILE)
+    for lang in languages:
+        prefix = "" if lang == default_lang else f"/{lang}"
+        add_route(f"{prefix}/atom.xml", {"kind": "feed", "lang": lang} if config.languages else {"kind": "feed"}, SITE_FILE)
+        add_route(f"{prefix}/sitemap.xml", {"kind": "sitemap", "lang": lang} if config.languages else {"kind": "sitemap"}, SITE_FILE)
     for rel, page in pages.items():
         for alias in page["aliases"]:
             target = alias if alias.endswith("/") or "." in alias.rsplit("/", 1)[-1] else alias + "/"
@@ -432,12 +606,14 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
             add_route(target, {"kind": "alias", "target": page["url"]}, rel)
 
     worker_routes: list[dict[str, Any]] = []
-    if WORKER_FILE in records:
-        for found in _find_worker_routes(str(records[WORKER_FILE].data)):
-            if found["dynamic"]:
-                worker_routes.append(found)
-            else:
-                add_route(found["path"], found, WORKER_FILE)
+    declared = _find_worker_routes(str(records[WORKER_FILE].data)) if WORKER_FILE in records else []
+    if not any(found["path"] == SEARCH_INDEX for found in declared):
+        add_route(SEARCH_INDEX, {"kind": "search"}, SITE_FILE)
+    for found in declared:
+        if found["dynamic"]:
+            worker_routes.append(found)
+        else:
+            add_route(found["path"], found, WORKER_FILE)
 
     static = {}
     for rel, record in records.items():
@@ -453,9 +629,12 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
             else:
                 data[Path(rel).stem] = {"file": rel, "value": record.data}
     inputs = {rel: r.hash for rel, r in records.items()}
-    version = digest(json.dumps([sorted(inputs.items()), drafts, next_publish], separators=(",", ":")).encode())
+    sri = {rel[len("static/"):]: r.sri for rel, r in records.items() if rel.startswith("static/")}
+    # what compile derived from outside the inputs (dates from git or mtimes, the clock) is part of the version
+    derived = [(rel, p["modified"]) for rel, p in sorted(pages.items())]
+    version = digest(json.dumps([sorted(inputs.items()), drafts, next_publish, derived], separators=(",", ":")).encode())
     manifest = Manifest(
-        version=version, site=config.to_json(), pages=pages, sections=sections, terms=terms, routes=routes,
+        version=version, site=site, sri=sri, pages=pages, sections=sections, terms=terms, routes=routes,
         worker_routes=worker_routes, inputs=inputs, templates=templates, data=data, static=static,
         errors=errors, next_publish=next_publish, config=config,
     )

@@ -21,6 +21,13 @@
 ``[isolate]``        ``memory_mb`` (128), ``timeout_ms`` per request (1000), ``max_requests``
                      before an isolate is recycled (10000), ``pool_size`` isolates (2),
                      ``queue_timeout_ms`` to wait for a free isolate (5000).
+``main_sections``    sections whose pages the home page and the feed list, e.g.
+                     ``["posts"]``. Default: the section with the most dated pages (as Hugo).
+``[languages.CODE]`` one table per language of a multilingual site: ``title`` (the site's
+                     title in it), ``name`` (shown by language switchers), ``weight``
+                     (their order). ``language`` is the default; its pages keep unprefixed
+                     URLs, the others live under ``/CODE/``. A page is in a language by its
+                     file name (``post.fr.md``), its folder (``content/fr/...``) or ``lang``.
 ``[params]``         anything, visible to templates as ``site.params``.
 ``[[menu.NAME]]``    entries (``name``, ``url``, ``weight``) visible as ``site.menus.NAME``.
 """
@@ -66,6 +73,8 @@ class SiteConfig:
     isolate: IsolateLimits = field(default_factory=IsolateLimits)
     params: dict[str, Any] = field(default_factory=dict)
     menus: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    main_sections: list[str] | None = None
+    languages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The subset templates and the render core see (the manifest carries it)."""
@@ -79,6 +88,8 @@ class SiteConfig:
             "feed_limit": self.feed_limit,
             "params": self.params,
             "menus": self.menus,
+            "main_sections": self.main_sections,
+            "languages": self.languages,
         }
 
 
@@ -121,10 +132,25 @@ def parse_config(text: str) -> SiteConfig:
     per_page = _expect(pagination, "per_page", int, 10)
     if per_page < 1:
         raise SiteConfigError("pagination.per_page must be at least 1", file=SITE_FILE)
+    main_sections = raw.get("main_sections")
+    if main_sections is not None and (not isinstance(main_sections, list) or not all(isinstance(m, str) for m in main_sections)):
+        raise SiteConfigError(f"main_sections must be a list of section names, got {main_sections!r}", file=SITE_FILE)
+    language = _expect(raw, "language", str, "en")
+    languages: dict[str, dict[str, Any]] = {}
+    for code, table in _expect(raw, "languages", dict, {}).items():
+        if not isinstance(table, dict):
+            raise SiteConfigError(f"languages.{code} must be a table", file=SITE_FILE)
+        languages[str(code)] = {"code": str(code), "name": str(table.get("name", code)),
+                                "title": str(table.get("title", raw.get("title", ""))),
+                                "weight": int(table.get("weight", 0)), "params": table.get("params", {})}
+    if languages and language not in languages:
+        languages[language] = {"code": language, "name": language, "title": str(raw.get("title", "")), "weight": -1, "params": {}}
+    languages = dict(sorted(languages.items(), key=lambda item: (item[1]["weight"], item[0])))
     return SiteConfig(
+        main_sections=main_sections, languages=languages,
         title=_expect(raw, "title", str, ""),
         base_url=base_url,
-        language=_expect(raw, "language", str, "en"),
+        language=language,
         description=_expect(raw, "description", str, ""),
         build_drafts=_expect(raw, "build_drafts", bool, False),
         build_future=_expect(raw, "build_future", bool, False),

@@ -101,6 +101,7 @@ def make_environment(site_root: str, hashes: Callable[[], dict[str, str]]) -> En
         undefined=StrictUndefined,
         auto_reload=True,
         cache_size=1000,
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
     )
     env.filters["date"] = format_date
     env.filters["markdown"] = lambda text: Markup(render_markdown(str(text)).html)

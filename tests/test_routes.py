@@ -14,7 +14,7 @@ def test_the_route_table_lists_every_page_list_term_feed_and_sitemap(mini: Path)
     manifest = compile_site(mini)
     assert sorted(manifest.routes) == [
         "/", "/about/", "/atom.xml", "/page/2/", "/posts/", "/posts/page/2/", "/posts/post-1/", "/posts/post-2/",
-        "/posts/post-3/", "/sitemap.xml", "/tags/", "/tags/common/", "/tags/common/page/2/", "/tags/t1/", "/tags/t2/", "/tags/t3/",
+        "/posts/post-3/", "/search.json", "/sitemap.xml", "/tags/", "/tags/common/", "/tags/common/page/2/", "/tags/t1/", "/tags/t2/", "/tags/t3/",
     ]
     assert manifest.routes["/posts/post-1/"] == {"kind": "page", "page": "content/posts/post-1.md", "template": "page.html"}
     assert manifest.routes["/posts/page/2/"]["number"] == 2
