@@ -250,6 +250,61 @@ def status(port: int, host: str, as_json: bool) -> None:
     Console().print(table)
 
 
+def _progress_bar(label: str) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                    transient=True, console=Console(stderr=True))
+
+
+@main.command()
+@click.argument("site", type=click.Path(exists=True, file_okay=False))
+def check(site: str) -> None:
+    """Render every route of SITE; report broken links and anchors, missing templates and static
+    files, pages that fail, and orphans. Exits 1 when something is broken."""
+    from .check import check_site
+
+    with _progress_bar("checking") as bar:
+        task = bar.add_task("", total=None)
+        try:
+            report = check_site(site, progress=lambda i, n, url: bar.update(task, completed=i, total=n, description=url))
+        except EdgesiteError as exc:
+            _fail(exc)
+            return
+    for problem in report.problems:
+        click.echo(f"error: {problem}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{report.pages} routes rendered, {report.links} internal links checked: "
+               f"{len(report.problems)} problems, {len(report.warnings)} warnings")
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.argument("site", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--drafts", is_flag=True, help="Include drafts.")
+def export(site: str, out: str, drafts: bool) -> None:
+    """Write SITE as static files under OUT, byte-identical to what a node serves."""
+    from .export import export_site
+
+    with _progress_bar("exporting") as bar:
+        task = bar.add_task("", total=None)
+        try:
+            report = export_site(site, out, include_drafts=drafts or None,
+                                 progress=lambda i, n, url: bar.update(task, completed=i, total=n, description=url))
+        except EdgesiteError as exc:
+            _fail(exc)
+            return
+    for failed in report.failed:
+        click.echo(f"error: {failed.url}: {failed.error}", err=True)
+    for path in report.skipped:
+        click.echo(f"skipped: {path} (a dynamic worker route cannot be a file)", err=True)
+    click.echo(f"wrote {report.written} pages and {report.static} static files to {out}")
+    sys.exit(1 if report.failed else 0)
+
+
 @main.group()
 def runtime() -> None:
     """The isolate runtime component."""
