@@ -422,7 +422,7 @@ class Renderer:
         ctx = Context(self, manifest)
         if kind == "alias":
             target = html.escape(route["target"])
-            body = f'<!doctype html><meta charset="utf-8"><title>Moved</title><link rel="canonical" href="{target}"><p>Moved to <a href="{target}">{target}</a>.</p>\n'
+            body = f'<!doctype html><meta charset="utf-8"><title>Moved</title><link rel="canonical" href="{target}"><meta http-equiv="refresh" content="0; url={target}"><p>Moved to <a href="{target}">{target}</a>.</p>\n'
             return 301, [("content-type", HTML), ("location", route["target"])], body
         if kind == "error":
             raise RenderError(route["message"], kind=route["error_kind"], file=route["file"], line=route["line"])
