@@ -270,11 +270,14 @@ class EdgeNode:
 
     # -- rendering ---------------------------------------------------------------------------
     async def _render_shared(self, site: SiteRuntime, key: str, route: dict[str, Any], scope: Scope, manifest: Manifest) -> Entry:
-        """Concurrent misses of one key share one render."""
+        """Concurrent misses of one key share one render, unless a purge or a new version came
+        between: a request that arrives after a purge returned never joins a render that began
+        before it."""
         running = site.inflight.get(key)
-        if running is not None:
+        if running is not None and running.seq == site.cache.seq and running.version == manifest.version:  # type: ignore[attr-defined]
             return await asyncio.shield(running)
         future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+        future.seq, future.version = site.cache.seq, manifest.version  # type: ignore[attr-defined]
         site.inflight[key] = future
         try:
             entry = await self._render(site, key, route, scope, manifest)
@@ -285,7 +288,8 @@ class EdgeNode:
             future.exception()  # mark retrieved: waiters (if any) get it too
             raise
         finally:
-            site.inflight.pop(key, None)
+            if site.inflight.get(key) is future:
+                del site.inflight[key]
 
     async def _render(self, site: SiteRuntime, key: str, route: dict[str, Any], scope: Scope, manifest: Manifest) -> Entry:
         seq = site.cache.snapshot()
