@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +132,25 @@ async def run_node(node: Any, host: str, port: int, state_dir: Path, watch: bool
 @click.option("--token", default=None, envvar="EDGESITE_TOKEN", help="Bearer token of the purge API (default: generated and kept in the state dir).")
 @click.option("--node-id", default=None, help="Name of this node in X-Served-By.")
 @click.option("--drafts", is_flag=True, help="Serve draft pages too.")
+@click.option("--nodes", default=0, type=int, help="Run a control plane and N node processes (ports after --port) behind a front door on --port.")
+@click.option("--bus", default=None, help="With --nodes: share purges and versions over redis://HOST:PORT (default: embedded).")
 def serve(sites: tuple[str, ...], host: str, port: int, cache_dir: str | None, isolation: str, no_watch: bool,
-          token: str | None, node_id: str | None, drafts: bool) -> None:
+          token: str | None, node_id: str | None, drafts: bool, nodes: int, bus: str | None) -> None:
     """Serve SITES from an edge node (several sites: chosen by Host header, e.g. blog.localhost)."""
     state_dir = node_state_dir(port, cache_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
+    if nodes > 0:
+        from .network import serve_network
+        from .node import load_or_create_token
+
+        click.echo(f"edgesite: control plane and front door on http://{host}:{port}/, {nodes} nodes on ports "
+                   f"{port + 1}-{port + nodes} ({isolation} isolation, {bus or 'embedded'} bus, state in {state_dir})")
+        try:
+            asyncio.run(serve_network(sites, host, port, nodes, bus, isolation=isolation, watch=not no_watch,
+                                      token=load_or_create_token(state_dir, token), state_dir=state_dir, drafts=drafts or None))
+        except EdgesiteError as exc:
+            _fail(exc)
+        return
     try:
         node = build_node(sites, state_dir, isolation, token, node_id, drafts=drafts or None)
     except EdgesiteError as exc:
@@ -221,6 +236,74 @@ def purge(urls: tuple[str, ...], tags: tuple[str, ...], prefixes: tuple[str, ...
 
 
 @main.command()
+@click.option("--control", default=None, help="The control plane's URL (embedded bus).")
+@click.option("--bus", default=None, help="redis://HOST:PORT (instead of --control).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=DEFAULT_PORT + 1, show_default=True, type=int)
+@click.option("--advertise", default=None, help="The URL the control plane and load balancer reach this node at.")
+@click.option("--state-dir", default=None, help="Default ~/.cache/edgesite/nodes/PORT.")
+@click.option("--node-id", default=None)
+@click.option("--isolation", type=click.Choice(["wasm", "none"]), default="wasm", show_default=True)
+@click.option("--token", required=True, envvar="EDGESITE_TOKEN", help="The control plane's bearer token.")
+def node(control: str | None, bus: str | None, host: str, port: int, advertise: str | None, state_dir: str | None,
+         node_id: str | None, isolation: str, token: str) -> None:
+    """Run one edge node that follows a control plane's log (sites, versions and purges come from it)."""
+    from .bus import HttpNodeBus, RedisBus
+    from .network import run_edge_node
+
+    if bool(control) == bool(bus):
+        raise click.UsageError("give --control URL or --bus redis://HOST:PORT")
+    folder = node_state_dir(port, state_dir)
+    ident = node_id or f"{os.uname().nodename}-{port}"
+
+    async def run() -> None:
+        node_bus = RedisBus(bus) if bus else HttpNodeBus(str(control), token)
+        await run_edge_node(node_bus, folder, host, port, make_pool_factory(isolation, quiet=True), node_id=ident,
+                            token=token, isolation=isolation, advertise=advertise)
+
+    asyncio.run(run())
+
+
+def _control_token(url: str, token: str | None) -> str:
+    if token:
+        return token
+    port = urllib.parse.urlsplit(url).port or 80
+    found = node_state_dir(port, None) / "token"
+    if not found.is_file():
+        raise click.ClickException(f"no token in {found} (pass --token)")
+    return found.read_text().strip()
+
+
+@main.command()
+@click.argument("site", type=click.Path(exists=True, file_okay=False))
+@click.option("--to", "url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The control plane.")
+@click.option("--token", default=None, envvar="EDGESITE_TOKEN")
+def deploy(site: str, url: str, token: str | None) -> None:
+    """Deploy SITE as a new immutable version: upload the files the control plane lacks, switch every node."""
+    from .network import deploy_to
+
+    try:
+        click.echo(json.dumps(deploy_to(url, _control_token(url, token), site)))
+    except EdgesiteError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("version", required=False)
+@click.option("--site", default=None, help="Which site (needed when the control plane has several).")
+@click.option("--to", "url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The control plane.")
+@click.option("--token", default=None, envvar="EDGESITE_TOKEN")
+def rollback(version: str | None, site: str | None, url: str, token: str | None) -> None:
+    """Switch every node back to VERSION (default: the version before the current one)."""
+    from .network import rollback_at
+
+    try:
+        click.echo(json.dumps(rollback_at(url, _control_token(url, token), site, version)))
+    except EdgesiteError as exc:
+        _fail(exc)
+
+
+@main.command()
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -238,6 +321,9 @@ def status(port: int, host: str, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    if data.get("control"):
+        Console().print(_nodes_table(data))
+        return
     table = Table(title=f"node {data['node']} ({data['isolation']} isolation)")
     for column in ("site", "version", "entries", "hits", "misses", "hit ratio", "isolates"):
         table.add_column(column)
@@ -303,6 +389,27 @@ def export(site: str, out: str, drafts: bool) -> None:
         click.echo(f"skipped: {path} (a dynamic worker route cannot be a file)", err=True)
     click.echo(f"wrote {report.written} pages and {report.static} static files to {out}")
     sys.exit(1 if report.failed else 0)
+
+
+def _nodes_table(data: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    sites = ", ".join(f"{name} {site['version']}" for name, site in data["sites"].items())
+    table = Table(title=f"control plane: log seq {data['seq']}; deployed {sites}")
+    for column in ("node", "url", "seq", "site", "version", "entries", "hits", "misses", "hit ratio", "isolates"):
+        table.add_column(column)
+    for row in data["nodes"]:
+        status = row.get("status") or {}
+        for name, site in (status.get("sites") or {"-": None}).items():
+            if site is None:
+                table.add_row(row["node"], row["url"], str(row["seq"]), "-", "unreachable", "", "", "", "", "")
+                continue
+            cache = site["cache"]
+            total = cache["hits"] + cache["misses"]
+            table.add_row(row["node"], row["url"], str(row["seq"]), name, site["version"], str(cache["entries"]),
+                          str(cache["hits"]), str(cache["misses"]), f"{cache['hits'] / total:.0%}" if total else "-",
+                          str(site["isolates"].get("live", "-")))
+    return table
 
 
 @main.group()
