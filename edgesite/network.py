@@ -40,6 +40,7 @@ from .routes import Compiler, digest
 from .site import Site
 
 log = logging.getLogger("edgesite.network")
+logging.getLogger("httpx").setLevel(logging.WARNING)
 HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade", b"proxy-connection"}
 
 
@@ -169,9 +170,10 @@ class ControlPlane:
         async def node_status(info: NodeInfo) -> dict[str, Any]:
             try:
                 found = (await self._probe.get(info.url + "/_edgesite/status")).json()
+                fresh = (await self._probe.get(info.url + "/_edgesite/health")).json().get("fresh", False)
             except (httpx.HTTPError, ValueError):
-                found = None
-            return {**info.to_json(), "status": found}
+                found, fresh = None, False
+            return {**info.to_json(), "fresh": fresh, "status": found}
 
         rows = await asyncio.gather(*(node_status(n) for n in sorted(nodes.values(), key=lambda n: n.node)))
         return {"control": True, "seq": entries[-1].seq if entries else 0, "node": "control plane", "isolation": "-",
@@ -425,7 +427,7 @@ class NodeAgent:
         while True:
             try:
                 me = NodeInfo(self.node_id, self.url, self.seq, self.apply_ms, os.getpid())
-                entries = await self.bus.sync(self.seq, POLL_S, me)
+                entries = await self.bus.sync(self.seq, POLL_S if self.fresh() else 0, me)
                 if entries:
                     await self.apply(entries)
                 self.fresh_until = time.monotonic() + LEASE_S
@@ -577,7 +579,7 @@ async def serve_network(sites: tuple[str, ...], host: str, port: int, nodes: int
     args = ["--isolation", isolation] + (["--bus", bus_url] if bus_url else ["--control", f"http://127.0.0.1:{port}"])
     supervisor = Supervisor(nodes, port + 1, host, state_dir, args, {**os.environ, "EDGESITE_TOKEN": token})
     server = uvicorn.Server(uvicorn.Config(FrontDoor(control), host=host, port=port, access_log=False, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", server_header=False, date_header=False))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(supervisor.run())]
     if watch:
