@@ -92,7 +92,7 @@ def page_text(seed: int, pages: int, section: str, n: int) -> str:
     """The Markdown file (front matter and body) of page ``n``: ~800 words."""
     rng = random.Random(f"{seed}:{n}")
     title = _title(rng, n)
-    date = dt.datetime(2020, 1, 1) + dt.timedelta(hours=n * 7 + rng.randrange(7))
+    date = dt.datetime(2012, 1, 1) + dt.timedelta(hours=n, minutes=rng.randrange(60))  # all in the past
     tags = sorted(rng.sample(TAGS, rng.randint(1, 4)))
     lines = ["---", f'title: "{title}"', f"date: {date.isoformat()}Z", f"tags: [{', '.join(tags)}]"]
     if rng.random() < 0.3:
