@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -539,7 +541,7 @@ class Supervisor:
         i = self.ports.index(port) + 1
         cmd = [sys.executable, "-m", "edgesite", "node", "--host", self.host, "--port", str(port), "--node-id", f"node-{i}",
                "--state-dir", str(self.state_dir / "edge" / str(port)), *self.args]
-        self.procs[port] = subprocess.Popen(cmd, env=self.env)
+        self.procs[port] = subprocess.Popen(cmd, env=self.env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
 
     async def run(self) -> None:
         for port in self.ports:
@@ -565,6 +567,29 @@ class Supervisor:
                 proc.wait()
 
 
+def _die_with_parent() -> None:
+    """In a node process before exec: get SIGTERM when the supervisor dies, however it dies."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _server(config: Any) -> Any:
+    """A uvicorn server whose SIGINT/SIGTERM end ``serve()`` and return, so the caller's
+    cleanup (stopping the node processes) runs; uvicorn itself re-raises them at exit."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
+
+
 async def serve_network(sites: tuple[str, ...], host: str, port: int, nodes: int, bus_url: str | None, *,
                         isolation: str, watch: bool, token: str, state_dir: Path, drafts: bool | None = None) -> None:
     """``edgesite serve SITE --nodes N``: control plane and front door on ``port``, N node
@@ -578,7 +603,7 @@ async def serve_network(sites: tuple[str, ...], host: str, port: int, nodes: int
         log.info("%s: version %s deployed", name, result.version)
     args = ["--isolation", isolation] + (["--bus", bus_url] if bus_url else ["--control", f"http://127.0.0.1:{port}"])
     supervisor = Supervisor(nodes, port + 1, host, state_dir, args, {**os.environ, "EDGESITE_TOKEN": token})
-    server = uvicorn.Server(uvicorn.Config(FrontDoor(control), host=host, port=port, access_log=False, log_level="warning",
+    server = _server(uvicorn.Config(FrontDoor(control), host=host, port=port, access_log=False, log_level="warning",
                                            lifespan="on", server_header=False, date_header=False))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(supervisor.run())]
