@@ -133,13 +133,13 @@ async def run_node(node: Any, host: str, port: int, state_dir: Path, watch: bool
 @click.option("--node-id", default=None, help="Name of this node in X-Served-By.")
 @click.option("--drafts", is_flag=True, help="Serve draft pages too.")
 @click.option("--nodes", default=0, type=int, help="Run a control plane and N node processes (ports after --port) behind a front door on --port.")
-@click.option("--bus", default=None, help="With --nodes: share purges and versions over redis://HOST:PORT (default: embedded).")
+@click.option("--bus", default=None, help="Share purges and versions over redis://HOST:PORT (default: embedded); without --nodes, only the control plane runs here.")
 def serve(sites: tuple[str, ...], host: str, port: int, cache_dir: str | None, isolation: str, no_watch: bool,
           token: str | None, node_id: str | None, drafts: bool, nodes: int, bus: str | None) -> None:
     """Serve SITES from an edge node (several sites: chosen by Host header, e.g. blog.localhost)."""
     state_dir = node_state_dir(port, cache_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    if nodes > 0:
+    if nodes > 0 or bus:  # with --bus and no --nodes: a control plane for nodes started elsewhere
         from .network import serve_network
         from .node import load_or_create_token
 
