@@ -342,7 +342,10 @@ class RedisBus:
         found = await self.entries(after)  # after subscribing: no notice can slip between
         if found or wait <= 0:
             return found
-        await self._guard(self._pubsub.get_message(ignore_subscribe_messages=True, timeout=wait))
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:  # None also means "a subscribe reply": wait on
+            if await self._guard(self._pubsub.get_message(ignore_subscribe_messages=True, timeout=left)):
+                break
         while await self._guard(self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0)):
             pass
         return await self.entries(after)
