@@ -4,7 +4,7 @@ turns file edits into new versions.
 ``changed_tags(old, new)`` is the whole policy, shared by watching, deploys and restarts:
 - every input whose hash changed, appeared or vanished: ``file:<path>``;
 - a content page that changed, appeared or vanished: the lists it is in, before and after
-  (its section, its terms, the taxonomy when its terms change, ``list:all``);
+  (its section, its terms, ``list:all``); a taxonomy whose terms or their counts changed;
 - every URL whose route changed, appeared (a cached 404 there) or vanished: ``path:<url>``;
 - pages whose previous/next neighbours changed: ``neighbours:<page>``; whose translations
   changed: ``translations:<page>``;
@@ -42,6 +42,10 @@ def _translations(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
     return {rel: tuple(_listing(manifest.pages[r]) for r in manifest.translations(rel)) for rel in manifest.pages}
 
 
+def _term_counts(table: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, int]]:
+    return [(slug, entry["name"], entry["url"], len(entry["pages"])) for slug, entry in table.items()]
+
+
 def _lists_of(page: dict[str, Any], default_lang: str) -> set[str]:
     lang = page.get("lang") or default_lang
     tags = {f"list:section:{page['section']}", "list:all"}
@@ -65,12 +69,10 @@ def changed_tags(old: Manifest, new: Manifest) -> set[str]:
             continue
         for page, manifest in ((before, old), (after, new)):
             if page is not None:
-                default = manifest.site.get("default_language", manifest.site["language"])
-                tags |= _lists_of(page, default)
-                for tax in set((before or {}).get("terms", {})) | set((after or {}).get("terms", {})):
-                    if (before or {}).get("terms", {}).get(tax) != (after or {}).get("terms", {}).get(tax):
-                        # a term's count or the set of terms changed
-                        tags.add(f"list:taxonomy:{taxonomy_key(tax, page.get('lang') or default, default)}")
+                tags |= _lists_of(page, manifest.site.get("default_language", manifest.site["language"]))
+    for key in set(old.terms) | set(new.terms):
+        if _term_counts(old.terms.get(key, {})) != _term_counts(new.terms.get(key, {})):
+            tags.add(f"list:taxonomy:{key}")  # a term appeared, went, or its count changed
     for url in set(old.routes) | set(new.routes):
         if old.routes.get(url) != new.routes.get(url):
             tags.add(f"path:{url}")
@@ -100,6 +102,4 @@ def changed_tags(old: Manifest, new: Manifest) -> set[str]:
                 tags.add(f"list:section:{name}")
     if set(old.routes) != set(new.routes):
         tags.add("list:routes")
-    if old.terms.keys() != new.terms.keys():
-        tags.update(f"list:taxonomy:{t}" for t in set(old.terms) | set(new.terms))
     return tags

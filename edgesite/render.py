@@ -230,11 +230,18 @@ class Paginator:
 
 
 class Taxonomy:
+    """A taxonomy's terms; reading them depends on ``list:taxonomy:<name>`` (which changes
+    when a term appears, goes, or its count changes)."""
+
     def __init__(self, ctx: "Context", name: str) -> None:
-        deps.record(f"list:taxonomy:{name}")
+        self._ctx = ctx
         self.name = name
         self.singular = ctx.manifest.site["taxonomies"].get(name.rsplit("/", 1)[-1], name)
-        self.terms = [ctx.term(name, slug) for slug in ctx.manifest.terms.get(name, {})]
+
+    @property
+    def terms(self) -> list[Term]:
+        deps.record(f"list:taxonomy:{self.name}")
+        return [self._ctx.term(self.name, slug) for slug in self._ctx.manifest.terms.get(self.name, {})]
 
 
 class Data:
