@@ -187,3 +187,20 @@ def test_templates_can_use_do_and_the_404_page_gets_request_path(mini: Path) -> 
     write(mini / "templates/page.html", "{% set xs = [] %}{% do xs.append(1) %}{{ xs }} {{ url('/x/') }}")
     assert render(mini, "/about/").body == "[1] http://example.test/x/"
     assert "<h1>Not found: /nope/</h1>" in render(mini, "/nope/").body
+
+
+def test_the_blogs_search_endpoint_answers_json_over_its_posts(tmp_path: Path) -> None:
+    import shutil
+
+    blog = tmp_path / "blog"
+    shutil.copytree(Path(__file__).parent.parent / "sites/blog", blog)
+    manifest = compile_site(blog)
+    renderer = Renderer(str(blog), str(tmp_path / "versions"))
+    renderer.use(manifest)
+    route = json.dumps(manifest.match("/api/search"))
+    found = json.loads(renderer.handle(RenderRequest("GET", "/api/search?q=CACHE hit", [], route, manifest.version), manifest).body)
+    assert found["query"] == "CACHE hit" and found["results"][0]["title"] == "Measuring a cache hit"
+    assert all("cache" in json.dumps(r).lower() for r in found["results"])
+    everything = renderer.handle(RenderRequest("GET", "/api/search", [], route, manifest.version), manifest)
+    assert len(json.loads(everything.body)["results"]) == sum(1 for p in manifest.pages.values() if p["url"].startswith("/posts/") and p["kind"] == "page")
+    assert "list:all" in everything.inputs
