@@ -97,8 +97,14 @@ class DevServer:
     # -- reload checks -------------------------------------------------------------------------
     def _observe(self, site: SiteRuntime, tags: set[str]) -> None:
         """Called by SiteRuntime.reload, in the watcher's thread."""
-        if self.loop is not None and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(lambda: self.node.background.add(self.loop.create_task(self.check())))  # type: ignore[union-attr]
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._start_check)
+
+    def _start_check(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.check())
+        self.node.background.add(task)
+        task.add_done_callback(self.node.background.discard)
 
     async def check(self) -> None:
         """Tell every open page whether the latest reload affected it (one event each)."""
@@ -223,8 +229,8 @@ class _Injector:
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            headers = dict(message.get("headers", []))
-            if headers.get(b"content-type", b"").startswith(b"text/html") and message["status"] != 304:
+            ctype = dict(message.get("headers", [])).get(b"content-type", b"")
+            if ctype.startswith(b"text/html") and message["status"] != 304:
                 self.start = message
                 return
             await self.send(message)
