@@ -34,7 +34,8 @@ class BusError(ConnectionError):
 @dataclass(frozen=True)
 class LogEntry:
     """One step of the log: a purge (``purge`` is the purge API's JSON body) or a switch of
-    ``site`` to ``version`` (a deploy or a rollback)."""
+    ``site`` to ``version`` (a deploy or a rollback), with the tags it purges on a node that
+    serves ``previous``."""
 
     seq: int
     kind: str  # "purge" | "version"
@@ -42,9 +43,12 @@ class LogEntry:
     version: str | None = None
     purge: dict[str, Any] | None = None
     at: float = 0.0
+    previous: str | None = None  # a switch: the version it replaces, and the tags that differ
+    tags: list[str] | None = None  # (computed once, by the control plane)
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "kind": self.kind, "site": self.site, "version": self.version, "purge": self.purge, "at": self.at}
+        return {"seq": self.seq, "kind": self.kind, "site": self.site, "version": self.version, "purge": self.purge,
+                "at": self.at, "previous": self.previous, "tags": self.tags}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "LogEntry":

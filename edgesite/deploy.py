@@ -231,24 +231,40 @@ def open_deployed(version: Version, root: Path, factory: PoolFactory) -> SiteRun
                        versions_root=versions_root, hosts=hosts)
 
 
-def switch(runtime: SiteRuntime, version: Version, root: Path) -> set[str]:
+def switch(runtime: SiteRuntime, version: Version, root: Path, manifest: Manifest | None = None,
+           tags: set[str] | None = None) -> set[str]:
     """Switch a running site to a materialised version, then purge exactly what differs
     (switch first: a render that starts after the purge must see the new version). Call on the
-    node's event loop, so no request runs between the switch and the purge."""
-    bundle = root / "bundles" / version.version
-    manifest = load_manifest(version, bundle, root / "versions")
+    node's event loop, so no request runs between the switch and the purge. ``manifest`` and
+    ``tags`` may be prepared off the loop (``prepare``)."""
+    manifest = manifest or load_manifest(version, root / "bundles" / version.version, root / "versions")
     old = runtime.manifest
     if old.version == manifest.version:
         return set()
+    if tags is None:
+        tags = changed_tags(old, manifest)
     pool = runtime.pool
     if isinstance(pool, VersionedPool):
         pool.switch(manifest.version)
-    runtime.site = Site(root=bundle, name=version.site)
+    runtime.site = Site(root=root / "bundles" / version.version, name=version.site)
     runtime.manifest = manifest
     runtime.static_memo.clear()
-    tags = changed_tags(old, manifest)
     if tags:
         runtime.cache.purge(Purge(tags=tuple(sorted(tags))))
     runtime.cache.note("version", manifest.version)
     runtime.last_reload = {"version": manifest.version, "tags": len(tags)}
     return tags
+
+
+def prepare(runtime: SiteRuntime, version: Version, root: Path, previous: str | None = None,
+            tags: list[str] | None = None) -> tuple[Manifest, set[str]]:
+    """The work of a switch that can run in a thread: load the manifest and diff it against
+    what the site serves now. ``tags`` computed once by the control plane for the switch from
+    ``previous`` are used when the site is at ``previous`` (the common case); a node that
+    skipped versions diffs for itself. Only the current version is read, so call this on the
+    loop's thread or accept that a concurrent switch makes the caller recompute."""
+    manifest = load_manifest(version, root / "bundles" / version.version, root / "versions")
+    current = runtime.manifest
+    if tags is not None and previous == current.version:
+        return manifest, set(tags)
+    return manifest, changed_tags(current, manifest)
