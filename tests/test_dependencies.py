@@ -126,3 +126,25 @@ def test_a_global_input_is_one_tag_every_page_carries(mini: Path, start_node: An
     warm(node, ALL + ["/missing/"])
     changed(node, lambda: edit(mini / "site.toml", 'name = "Posts"', 'name = "All posts"'))
     assert purged(node, ALL + ["/missing/"]) == ALL + ["/missing/"]
+
+
+def test_related_links_depend_on_the_shared_term_lists_only(mini: Path, start_node: Any) -> None:
+    edit(mini / "templates/page.html", "{{ page.content }}", "{{ page.content }}{% for r in page.related %}[{{ r.title }}]{% endfor %}")
+    node = start_node(mini, watch=True)
+    warm(node, ALL)
+    changed(node, lambda: write(mini / "content/posts/post-0.md", "---\ntitle: Post 0\ndate: 2023-01-01\ntags: [t3]\n---\nx\n"))
+    assert purged(node, ALL) == ["/", "/page/2/", "/posts/", "/posts/page/2/", "/posts/post-1/", "/posts/post-3/", "/tags/",
+                                 "/tags/t3/", "/atom.xml", "/sitemap.xml", "/search.json"]
+    assert "[Post 0]" in node.get("/posts/post-3/").text  # post-1 is purged as post-0's new neighbour, not as related
+
+
+def test_adding_a_translation_purges_the_pages_that_show_their_translations(mini: Path, start_node: Any) -> None:
+    edit(mini / "site.toml", 'base_url = "http://example.test/"', 'base_url = "http://example.test/"\nlanguage = "en"')
+    with open(mini / "site.toml", "a") as fh:
+        fh.write('[languages.en]\nname = "English"\n[languages.fr]\nname = "Français"\n')
+    edit(mini / "templates/page.html", "{{ page.content }}", "{{ page.content }}{% for t in page.translations %}<a hreflang={{ t.lang }} href={{ t.url }}>{% endfor %}")
+    node = start_node(mini, watch=True)
+    warm(node, ALL)
+    changed(node, lambda: write(mini / "content/posts/post-2.fr.md", "---\ntitle: Article 2\ndate: 2024-02-01\n---\nx\n"))
+    assert purged(node, ALL) == ["/posts/post-2/", "/sitemap.xml", "/search.json"]
+    assert "<a hreflang=fr href=/fr/posts/post-2/>" in node.get("/posts/post-2/").text
