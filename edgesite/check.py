@@ -122,10 +122,10 @@ def check_site(site_path: str | Path, *, progress: Callable[[int, int, str], Non
         if rendered.error is not None:
             if rendered.route.get("kind") == "error":
                 continue  # already reported from the manifest
-            err = rendered.error
-            kind = "template-missing" if err.kind == "template-missing" else (
-                "missing-static" if err.kind == "static-missing" else "render-error")
-            report.problems.append(Problem(kind, rendered.url, err.message, err.file, err.line))
+            failure = rendered.error
+            kind = "template-missing" if failure.kind == "template-missing" else (
+                "missing-static" if failure.kind == "static-missing" else "render-error")
+            report.problems.append(Problem(kind, rendered.url, failure.message, failure.file, failure.line))
             continue
         response = rendered.response
         assert response is not None

@@ -98,7 +98,7 @@ class Manifest:
 
     def translations(self, rel: str) -> list[str]:
         """The other languages' versions of a page, in the order of ``[languages]``."""
-        index = self.__dict__.get("_translations")
+        index: dict[str, list[str]] | None = self.__dict__.get("_translations")
         if index is None:
             order = {code: i for i, code in enumerate(self.site.get("languages") or {})}
             groups: dict[str, list[str]] = {}
@@ -107,10 +107,10 @@ class Manifest:
             for members in groups.values():
                 members.sort(key=lambda r: (order.get(self.pages[r].get("lang", ""), -1), r))
             index = self.__dict__["_translations"] = groups
-        page = self.pages.get(rel)
-        if page is None:
+        found = self.pages.get(rel)
+        if found is None:
             return []
-        return [r for r in index.get(page.get("key", rel), []) if r != rel]
+        return [r for r in index.get(found.get("key", rel), []) if r != rel]
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The route for a normalised path, or None. A worker route's params are filled in."""
@@ -510,19 +510,19 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
         return candidates[-1]
 
     roots = {lang: ("" if lang == default_lang else lang) for lang in languages}
-    for name, section in sections.items():
-        section["pages"].sort(key=lambda r: _sort_key(pages[r]))
-        index = pages.get(section["index"]) if section["index"] else None
-        lang = section.get("lang") or next((l for l, root in roots.items() if root and name.startswith(root + "/")), default_lang)
+    for name, info in sections.items():
+        info["pages"].sort(key=lambda r: _sort_key(pages[r]))
+        index = pages.get(info["index"]) if info["index"] else None
+        lang = info.get("lang") or next((l for l, root in roots.items() if root and name.startswith(root + "/")), default_lang)
         local = name if lang == default_lang else name[len(lang) + 1:]
         prefix = "" if lang == default_lang else f"/{lang}"
         home_title = config.languages.get(lang, {}).get("title", config.title) if config.languages else config.title
-        section["title"] = index["title"] if index else (local.rsplit("/", 1)[-1].replace("-", " ").title() if local else home_title)
-        section["url"] = index["url"] if index else (f"{prefix}/{local}/" if local else f"{prefix}/")
-        section["weight"] = index["weight"] if index else 0
-        section["lang"], section["local"] = lang, local
-    for section in sections.values():
-        section["subsections"].sort(key=lambda n: (sections[n]["weight"], sections[n]["title"], n))
+        info["title"] = index["title"] if index else (local.rsplit("/", 1)[-1].replace("-", " ").title() if local else home_title)
+        info["url"] = index["url"] if index else (f"{prefix}/{local}/" if local else f"{prefix}/")
+        info["weight"] = index["weight"] if index else 0
+        info["lang"], info["local"] = lang, local
+    for info in sections.values():
+        info["subsections"].sort(key=lambda n: (sections[n]["weight"], sections[n]["title"], n))
     regular = sorted((p for p in pages.values() if p["kind"] == "page"), key=lambda p: (_Desc(p["date"] or ""), p["title"], p["rel"]))
     all_pages = [p["rel"] for p in regular]
     main_sections = config.main_sections
@@ -546,16 +546,16 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
             typed = [f"{page['type']}/page.html"] if page["type"] else []
             template = page["template"] or pick(typed + [f"{local}/page.html", f"{top}/page.html", "page.html"])
             add_route(page["url"], {"kind": "page", "page": rel, "template": template}, rel)
-    for name, section in sections.items():
-        is_root = name == roots.get(section["lang"])
+    for name, info in sections.items():
+        is_root = name == roots.get(info["lang"])
         if is_root:
-            listed = [p["rel"] for p in regular if p["main"] and p["lang"] == section["lang"]]
-            section["main_pages"] = listed
+            listed = [p["rel"] for p in regular if p["main"] and p["lang"] == info["lang"]]
+            info["main_pages"] = listed
         else:
-            listed = section["pages"]
+            listed = info["pages"]
         total = max(1, math.ceil(len(listed) / per_page))
-        index = pages.get(section["index"]) if section["index"] else None
-        local = section["local"]
+        index = pages.get(info["index"]) if info["index"] else None
+        local = info["local"]
         if index and index["template"]:
             template = index["template"]
         elif is_root:
@@ -564,12 +564,12 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
             top = local.split("/")[0]
             typed = [f"{index['type']}/section.html"] if index and index["type"] else []
             template = pick(typed + [f"{local}/section.html", f"{top}/section.html", "section.html"])
-        base = section["url"]
-        section["total_pages"] = total
+        base = info["url"]
+        info["total_pages"] = total
         for number in range(1, total + 1):
             url = base if number == 1 else f"{base}page/{number}/"
             add_route(url, {"kind": "section", "section": name, "number": number, "template": template},
-                      section["index"] or f"content/{name}")
+                      info["index"] or f"content/{name}")
 
     terms: dict[str, dict[str, dict[str, Any]]] = {}
     for tax, lang in ((t, l) for l in languages for t in config.taxonomies):

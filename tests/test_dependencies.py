@@ -37,10 +37,16 @@ def purged(node: Any, urls: list[str]) -> list[str]:
     return [u for u in urls if node.get(u).headers["x-cache"] == "MISS"]
 
 
+def settled(node: Any) -> bool:
+    """The node has switched to a new version *and* purged (reload switches first)."""
+    site = node.runtimes[0]
+    return bool(site.last_reload.get("version") == site.manifest.version)
+
+
 def changed(node: Any, action: Any) -> None:
     before = node.runtimes[0].manifest.version
     action()
-    node.wait_for(lambda: node.runtimes[0].manifest.version != before)
+    node.wait_for(lambda: node.runtimes[0].manifest.version != before and settled(node))
 
 
 def test_editing_a_partial_used_only_by_a_shortcode_purges_exactly_the_pages_using_that_shortcode(mini: Path, start_node: Any) -> None:
@@ -92,7 +98,7 @@ def test_renaming_a_post_with_an_alias_turns_its_old_url_into_a_redirect(mini: P
         (mini / "content/posts/post-2.md").unlink()
 
     changed(node, rename)
-    node.wait_for(lambda: "content/posts/post-2.md" not in node.runtimes[0].manifest.pages)
+    node.wait_for(lambda: "content/posts/post-2.md" not in node.runtimes[0].manifest.pages and settled(node))
     old = node.get("/posts/post-2/", follow_redirects=False)
     assert old.status_code == 301 and old.headers["location"] == "/posts/renamed/"
     assert node.get("/about/").headers["x-cache"] == "HIT" and node.get("/tags/t1/").headers["x-cache"] == "HIT"
