@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .export import NOT_FOUND_URL, render_site
-from .node import STATIC_PREFIX
 from .routes import Compiler, Manifest
 from .site import Site
+
+STATIC_PREFIX = "/static/"  # as the node serves static files (not imported: check stays off the node layer)
 
 
 @dataclass(frozen=True)
