@@ -140,6 +140,7 @@ def parse_config(text: str) -> SiteConfig:
     for code, table in _expect(raw, "languages", dict, {}).items():
         if not isinstance(table, dict):
             raise SiteConfigError(f"languages.{code} must be a table", file=SITE_FILE)
+        _expect(table, "weight", int, 0)
         languages[str(code)] = {"code": str(code), "name": str(table.get("name", code)),
                                 "title": str(table.get("title", raw.get("title", ""))),
                                 "weight": int(table.get("weight", 0)), "params": table.get("params", {})}
