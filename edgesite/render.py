@@ -223,7 +223,9 @@ class Paginator:
         self.total_pages = max(1, math.ceil(len(items) / per_page))
         self.number = number
         self.pages = [ctx.page(rel) for rel in items[(number - 1) * per_page: number * per_page]]
-        url = lambda n: base_url if n == 1 else f"{base_url}page/{n}/"  # noqa: E731
+        def url(n: int) -> str:
+            return base_url if n == 1 else f"{base_url}page/{n}/"
+
         self.first_url, self.last_url = url(1), url(self.total_pages)
         self.prev_url = url(number - 1) if number > 1 else None
         self.next_url = url(number + 1) if number < self.total_pages else None
@@ -336,7 +338,7 @@ class Context:
         return f"/{self.root}" if self.root else ""
 
     def absolute(self, url: str) -> str:
-        return self.manifest.site["base_url"].rstrip("/") + url
+        return str(self.manifest.site["base_url"]).rstrip("/") + url
 
     def static(self, path: str) -> str:
         url = self.manifest.static.get(path.lstrip("/"))
@@ -356,7 +358,7 @@ class Context:
     def shortcode(self, name: str, args: dict[str, str], page: Page) -> str:
         env = self.renderer.environment(self.manifest)
         template = env.get_template(f"shortcodes/{name}.html")
-        return template.render(self.globals(), page=page, **args)
+        return str(template.render(self.globals(), page=page, **args))
 
     def globals(self) -> dict[str, Any]:
         return {"site": SiteView(self), "data": self.data, "static": self.static, "sri": self.sri, "url": self.absolute}
@@ -560,7 +562,7 @@ def _route_lang(ctx: Context, route: dict[str, Any]) -> str:
     if route["kind"] == "section":
         return str(ctx.manifest.sections[route["section"]].get("lang") or ctx.lang)
     taxonomy = route.get("taxonomy", "")
-    return taxonomy.split("/")[0] if "/" in taxonomy else ctx.manifest.site.get("default_language", ctx.lang)
+    return taxonomy.split("/")[0] if "/" in taxonomy else str(ctx.manifest.site.get("default_language", ctx.lang))
 
 
 def _sitemap(ctx: Context) -> str:

@@ -89,7 +89,7 @@ class TrackingEnvironment(Environment):
     """Records ``file:templates/<name>`` for every template a render asks for, cached or not:
     jinja calls ``_load_template`` for each extends, include, import and get_template."""
 
-    def _load_template(self, name: str, globals: MutableMapping[str, Any] | None) -> jinja2.Template:  # type: ignore[override]
+    def _load_template(self, name: str, globals: MutableMapping[str, Any] | None) -> jinja2.Template:
         deps.record(f"file:{TEMPLATE_DIR}/{name}")
         return super()._load_template(name, globals)
 
