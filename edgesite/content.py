@@ -14,6 +14,7 @@ configured), ``lang``. Anything else is kept in ``params``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
@@ -30,6 +31,7 @@ _SLUG_STRIP = re.compile(r"[^\w\s-]", re.UNICODE)
 _SLUG_DASH = re.compile(r"[\s_-]+")
 
 
+@functools.lru_cache(maxsize=65536)
 def slugify(text: str) -> str:
     """Lowercase, ASCII-friendly URL segment: 'Hello, World!' -> 'hello-world'."""
     text = _SLUG_STRIP.sub("", text.lower()).strip()

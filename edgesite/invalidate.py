@@ -20,15 +20,13 @@ from .content import slugify
 from .routes import Manifest, taxonomy_key
 
 
-def _neighbours(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
-    found: dict[str, tuple[Any, ...]] = {}
-    pages = manifest.pages
+def _neighbours(manifest: Manifest) -> dict[str, tuple[str | None, str | None]]:
+    """Each listed page's (previous, next) page in its section."""
+    found: dict[str, tuple[str | None, str | None]] = {}
     for section in manifest.sections.values():
         listed = section["pages"]
         for i, rel in enumerate(listed):
-            prev = listed[i - 1] if i > 0 else None
-            nxt = listed[i + 1] if i + 1 < len(listed) else None
-            found[rel] = tuple(_listing(pages[r]) if r else None for r in (prev, nxt))
+            found[rel] = (listed[i - 1] if i > 0 else None, listed[i + 1] if i + 1 < len(listed) else None)
     return found
 
 
@@ -38,8 +36,29 @@ def _listing(page: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((k, repr(v)) for k, v in page.items() if k not in ("hash", "words", "modified")))
 
 
-def _translations(manifest: Manifest) -> dict[str, tuple[Any, ...]]:
-    return {rel: tuple(_listing(manifest.pages[r]) for r in manifest.translations(rel)) for rel in manifest.pages}
+def _translation_links(manifest: Manifest) -> dict[str, tuple[str, ...]]:
+    """Each translated page's other-language versions (pages with none are left out)."""
+    if len(manifest.site.get("languages") or {}) < 2:
+        return {}  # one language: no page has translations
+    return {rel: tuple(r for r in members if r != rel)
+            for members in manifest.translation_groups().values() if len(members) > 1 for rel in members}
+
+
+def _relisted(old: Manifest, new: Manifest) -> set[str]:
+    """Pages whose listing (what a link to them can show) differs between the versions.
+    Only pages whose records differ at all are compared field by field."""
+    found = set()
+    for rel in set(old.pages) | set(new.pages):
+        before, after = old.pages.get(rel), new.pages.get(rel)
+        if before != after and (before is None or after is None or _listing(before) != _listing(after)):
+            found.add(rel)
+    return found
+
+
+def _links_changed(old_links: dict[str, Any], new_links: dict[str, Any], relisted: set[str]) -> set[str]:
+    """Pages whose linked pages are others now, or are the same pages showing something new."""
+    return {rel for rel in set(old_links) | set(new_links)
+            if old_links.get(rel) != new_links.get(rel) or any(r in relisted for r in new_links.get(rel) or () if r)}
 
 
 def _term_counts(table: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, int]]:
@@ -79,14 +98,10 @@ def changed_tags(old: Manifest, new: Manifest) -> set[str]:
     for route in new.worker_routes:
         if route not in old.worker_routes:
             tags.add("prefix:/")  # a new dynamic worker route may shadow cached 404s anywhere
-    old_n, new_n = _neighbours(old), _neighbours(new)
-    for rel in set(old_n) | set(new_n):
-        if old_n.get(rel) != new_n.get(rel):
-            tags.add(f"neighbours:{rel}")
-    old_t, new_t = _translations(old), _translations(new)
-    for rel in set(old_t) | set(new_t):
-        if old_t.get(rel) != new_t.get(rel):
-            tags.add(f"translations:{rel}")
+    relisted = _relisted(old, new)
+    tags.update(f"neighbours:{rel}" for rel in _links_changed(_neighbours(old), _neighbours(new), relisted))
+    old_t, new_t = _translation_links(old), _translation_links(new)
+    tags.update(f"translations:{rel}" for rel in _links_changed(old_t, new_t, relisted))
     for root in set(old.sections) | set(new.sections):
         before_main, after_main = old.sections.get(root, {}).get("main_pages"), new.sections.get(root, {}).get("main_pages")
         if before_main != after_main and (before_main is not None or after_main is not None):

@@ -27,6 +27,7 @@ MANIFEST_FILE = "manifest.json"
 SEARCH_INDEX = "/search.json"
 PLACEHOLDERS = {"section", "slug", "year", "month", "day", "filename"}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SLASHES = re.compile(r"/{2,}")
 DATA_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".csv")
 
 
@@ -96,8 +97,8 @@ class Manifest:
             os.replace(tmp, target)
         return target
 
-    def translations(self, rel: str) -> list[str]:
-        """The other languages' versions of a page, in the order of ``[languages]``."""
+    def translation_groups(self) -> dict[str, list[str]]:
+        """Pages that are one page in several languages, by translation key (built once)."""
         index: dict[str, list[str]] | None = self.__dict__.get("_translations")
         if index is None:
             order = {code: i for i, code in enumerate(self.site.get("languages") or {})}
@@ -107,10 +108,14 @@ class Manifest:
             for members in groups.values():
                 members.sort(key=lambda r: (order.get(self.pages[r].get("lang", ""), -1), r))
             index = self.__dict__["_translations"] = groups
+        return index
+
+    def translations(self, rel: str) -> list[str]:
+        """The other languages' versions of a page, in the order of ``[languages]``."""
         found = self.pages.get(rel)
         if found is None:
             return []
-        return [r for r in index.get(found.get("key", rel), []) if r != rel]
+        return [r for r in self.translation_groups().get(found.get("key", rel), []) if r != rel]
 
     def match(self, path: str) -> dict[str, Any] | None:
         """The route for a normalised path, or None. A worker route's params are filled in."""
@@ -139,18 +144,20 @@ def _page_url(rel: str, section: str, meta: dict[str, Any], permalinks: dict[str
     if meta.get("url"):
         url = str(meta["url"])
         return url if url.endswith("/") or "." in url.rsplit("/", 1)[-1] else url + "/"
-    stem = Path(rel).stem
+    stem = _stem(rel)
     slug = meta.get("slug") or slugify(stem) or stem
     top = section.split("/")[0] if section else ""
     pattern = permalinks.get(section) or permalinks.get(top) or ("/{section}/{slug}/" if section else "/{slug}/")
-    date = dt.datetime.fromisoformat(meta["date"]) if meta.get("date") else None
-    values = {
-        "section": section, "slug": slug, "filename": stem,
-        "year": f"{date.year:04d}" if date else "", "month": f"{date.month:02d}" if date else "",
-        "day": f"{date.day:02d}" if date else "",
-    }
+    date = meta.get("date") or ""  # ISO 8601, UTC: YYYY-MM-DD...
+    values = {"section": section, "slug": slug, "filename": stem, "year": date[:4], "month": date[5:7], "day": date[8:10]}
     url = _PLACEHOLDER.sub(lambda m: values[m.group(1)], pattern)
-    return re.sub(r"/{2,}", "/", url)
+    return _SLASHES.sub("/", url) if "//" in url else url
+
+
+def _stem(rel: str) -> str:
+    """``content/posts/a.fr.md`` -> ``a.fr`` (Path(rel).stem without building a Path)."""
+    name = rel.rpartition("/")[2]
+    return name.rpartition(".")[0] or name
 
 
 def _summary_source(body: str) -> str:
@@ -231,17 +238,26 @@ class Compiler:
         self._git_cache: dict[tuple[str, str], str] = {}
 
     def _scan(self) -> dict[str, os.stat_result]:
+        """Stat every input file (one scandir per folder; paths sliced, not resolved)."""
         found: dict[str, os.stat_result] = {}
         root = str(self.site.root)
-        for folder in ("content", "templates", "static", "data"):
-            base = os.path.join(root, folder)
-            for dirpath, dirnames, filenames in os.walk(base):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in filenames:
+        pending = [f"{root}/{folder}" for folder in ("content", "templates", "static", "data")]
+        cut = len(root) + 1
+        while pending:
+            folder = pending.pop()
+            try:
+                entries = os.scandir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    name = entry.name
                     if name.startswith(".") or name.endswith("~"):
                         continue
-                    full = os.path.join(dirpath, name)
-                    found[os.path.relpath(full, root).replace(os.sep, "/")] = os.stat(full)
+                    if entry.is_dir():
+                        pending.append(entry.path)
+                    elif entry.is_file():
+                        found[entry.path[cut:]] = entry.stat()
         for name in (SITE_FILE, WORKER_FILE):
             full = os.path.join(root, name)
             if os.path.isfile(full):
@@ -259,7 +275,7 @@ class Compiler:
             text = raw.decode("utf-8", errors="replace")
             try:
                 record.meta = normalise(parse_front_matter(text, rel), rel, config.taxonomies)
-                jekyll = JEKYLL_NAME.match(Path(rel).stem)
+                jekyll = JEKYLL_NAME.match(_stem(rel))
                 if jekyll:
                     record.meta["date"] = record.meta["date"] or dt.datetime(
                         int(jekyll[1]), int(jekyll[2]), int(jekyll[3]), tzinfo=dt.timezone.utc).isoformat()
@@ -459,7 +475,7 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
         section = _join(lang, local, default_lang)
         prefix = "" if lang == default_lang else f"/{lang}"
         if record.error is not None:
-            stem = Path(rel).stem
+            stem = _stem(rel)
             url = (f"/{section}/" if stem == "_index" else f"/{section}/{slugify(stem)}/") if section else (
                 "/" if stem == "_index" else f"/{slugify(stem)}/")
             url = re.sub(r"/{2,}", "/", url)
@@ -478,7 +494,7 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
             if meta["expiry"] <= now.isoformat():
                 continue
             next_publish = min(next_publish or meta["expiry"], meta["expiry"])
-        is_index = Path(rel).name.split(".")[0] == "_index"
+        is_index = rel.rpartition("/")[2].split(".")[0] == "_index"
         if is_index:
             url = meta["url"] or (f"{prefix}/{local}/" if local else f"{prefix}/")
             kind = "section" if local else "home"
@@ -486,7 +502,7 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
             url = meta["url"] or prefix + _page_url(_unlang(rel, languages), local, meta, config.permalinks)
             kind = "page"
         page = {
-            "rel": rel, "url": url, "kind": kind, "section": section, "title": meta["title"] or Path(rel).stem,
+            "rel": rel, "url": url, "kind": kind, "section": section, "title": meta["title"] or _stem(rel),
             "date": meta["date"], "lastmod": meta["lastmod"], "modified": record.modified, "weight": meta["weight"],
             "draft": meta["draft"], "summary": meta["summary"] if meta["summary"] is not None else record.summary_md,
             "description": meta["description"], "terms": meta["terms"], "params": meta["params"],
