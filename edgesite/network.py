@@ -315,7 +315,8 @@ class FrontDoor:
         self.down_until: dict[str, float] = {}
         self._next = 0
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=1.0), follow_redirects=False,
-                                        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128))
+                                        limits=httpx.Limits(max_connections=512, max_keepalive_connections=128,
+                                                            keepalive_expiry=2.0))  # under uvicorn's 5 s
         self._refresher: asyncio.Task[None] | None = None
 
     async def _refresh(self) -> None:
@@ -371,10 +372,17 @@ class FrontDoor:
         if client:
             headers.append((b"x-forwarded-for", client[0].encode()))
         for url in self._order():
-            try:
-                request = self.client.build_request(scope["method"], url + target, headers=headers, content=body)
-                resp = await self.client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError):
+            resp = None
+            for _attempt in range(2 if scope["method"] in ("GET", "HEAD") else 1):  # a pooled connection just closed
+                try:
+                    request = self.client.build_request(scope["method"], url + target, headers=headers, content=body)
+                    resp = await self.client.send(request, stream=True)
+                    break
+                except (httpx.ConnectError, httpx.ConnectTimeout):
+                    break
+                except httpx.RemoteProtocolError:
+                    continue
+            if resp is None:
                 self.down_until[url] = time.monotonic() + 1.0
                 continue
             try:
@@ -484,7 +492,7 @@ class NodeAgent:
         wanted = self.blobs.missing(version.blobs)
         for i in range(0, len(wanted), 200):
             found = await self.bus.blobs(wanted[i:i + 200])
-            await asyncio.to_thread(lambda: [self.blobs.put(b, data) for b, data in found.items()])
+            await asyncio.to_thread(self.blobs.put_many, found)
         root = self.state_dir / "sites" / name
         await asyncio.to_thread(materialise, version, self.blobs, root / "bundles")
         current = next((s for s in self.sites if s.name == name), None)
