@@ -322,7 +322,7 @@ def status(port: int, host: str, as_json: bool) -> None:
     from rich.table import Table
 
     if data.get("control"):
-        Console().print(_nodes_table(data))
+        Console(width=None if sys.stdout.isatty() else 160).print(_nodes_table(data))
         return
     table = Table(title=f"node {data['node']} ({data['isolation']} isolation)")
     for column in ("site", "version", "entries", "hits", "misses", "hit ratio", "isolates"):
