@@ -224,7 +224,7 @@ class HttpNodeBus:
 
     async def version(self, site: str, version: str) -> Version:
         resp = await self._call("GET", f"/_edgesite/versions/{site}/{version}")
-        return Version(site, version, resp.json())
+        return Version(site, version, json.loads(resp.content), resp.content)
 
     async def blobs(self, blobs: list[str]) -> dict[str, bytes]:
         resp = await self._call("POST", "/_edgesite/blobs", json={"blobs": blobs})
@@ -303,7 +303,7 @@ class RedisBus:
 
     async def get_version(self, site: str, version: str) -> Version | None:
         raw = await self._guard(self.redis.get(f"{self.p}:version:{site}:{version}"))
-        return Version(site, version, json.loads(raw)) if raw else None
+        return Version(site, version, json.loads(raw), raw) if raw else None
 
     async def nodes(self) -> dict[str, NodeInfo]:
         keys = [k async for k in self.redis.scan_iter(match=f"{self.p}:node:*")]

@@ -26,7 +26,7 @@ from .errors import EdgesiteError
 from .invalidate import changed_tags
 from .isolate import Pool
 from .node import SiteRuntime
-from .routes import Compiler, Manifest, digest
+from .routes import MANIFEST_FILE, Compiler, Manifest, digest
 from .site import SITE_FILE, Site, parse_config
 
 PoolFactory = Callable[[Site, Path, Manifest], Pool]
@@ -39,6 +39,7 @@ class Version:
     site: str
     version: str
     manifest: dict[str, Any]  # Manifest.to_json(): its ``inputs`` name every blob
+    raw: bytes | None = field(default=None, compare=False, repr=False)  # that JSON as received, if it was
 
     @property
     def blobs(self) -> set[str]:
@@ -90,6 +91,10 @@ class BlobStore:
         tmp.write_bytes(data)
         os.replace(tmp, target)
 
+    def put_many(self, found: dict[str, bytes]) -> None:
+        for blob, data in found.items():
+            self.put(blob, data)
+
     def get(self, blob: str) -> bytes:
         return self.path(blob).read_bytes()
 
@@ -139,6 +144,12 @@ def load_manifest(version: Version, bundle: Path, versions_root: Path) -> Manife
     """The Manifest of a materialised version, with its SiteConfig (read from the bundle)."""
     manifest = Manifest.from_json(version.manifest)
     manifest.config = parse_config((bundle / SITE_FILE).read_text(encoding="utf-8"))
+    target = versions_root / version.version / MANIFEST_FILE
+    if version.raw is not None and not target.exists():  # as received: no second dump of a large manifest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{MANIFEST_FILE}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(version.raw)
+        os.replace(tmp, target)
     manifest.write(versions_root)
     return manifest
 

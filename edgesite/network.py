@@ -70,6 +70,7 @@ class ControlPlane:
         self._lock = asyncio.Lock()
         self._probe = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=0.5))
         self._tasks: list[asyncio.Task[Any]] = []
+        self._last: dict[str, Version] = {}  # each site's latest deployed version, kept for the next diff
         if isinstance(bus, RedisBus):
             self._tasks.append(asyncio.get_running_loop().create_task(bus.watch_acks(self.acked)))
 
@@ -144,7 +145,10 @@ class ControlPlane:
     async def _diff(self, site: str, previous: str | None, version: Version) -> list[str] | None:
         """The tags a node at ``previous`` purges when it switches: computed here once, not on
         every node (a diff of two 10,000-page manifests costs about a second)."""
-        old = await self.bus.get_version(site, previous) if previous else None
+        old = self._last.get(site)
+        if old is None or old.version != previous:
+            old = await self.bus.get_version(site, previous) if previous else None
+        self._last[site] = version
         if old is None:
             return None
         pair = (Manifest.from_json(old.manifest), Manifest.from_json(version.manifest))
