@@ -31,6 +31,11 @@ class BusError(ConnectionError):
     """The bus cannot be reached (or answered nonsense): the node must stop serving."""
 
 
+class LogReset(BusError):
+    """The log is behind the seq a node applied (a Redis without persistence restarted, or the
+    control plane's folder was lost): the node must forget what it cached and replay from 0."""
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """One step of the log: a purge (``purge`` is the purge API's JSON body) or a switch of
@@ -220,7 +225,10 @@ class HttpNodeBus:
         if me is not None:
             params.update(me.to_json())
         resp = await self._call("GET", "/_edgesite/log", params=params)
-        return [LogEntry.from_json(e) for e in resp.json()["entries"]]
+        answer = resp.json()
+        if answer.get("head", after) < after:
+            raise LogReset(f"the control plane's log ends at {answer['head']}, before {after}")
+        return [LogEntry.from_json(e) for e in answer["entries"]]
 
     async def version(self, site: str, version: str) -> Version:
         resp = await self._call("GET", f"/_edgesite/versions/{site}/{version}")
@@ -344,6 +352,8 @@ class RedisBus:
             self._pubsub = self.redis.pubsub()
             await self._guard(self._pubsub.subscribe(f"{self.p}:log"))
         found = await self.entries(after)  # after subscribing: no notice can slip between
+        if not found and after > 0 and int(await self._guard(self.redis.get(f"{self.p}:seq")) or 0) < after:
+            raise LogReset(f"the redis log ends before {after}")
         if found or wait <= 0:
             return found
         deadline = time.monotonic() + wait

@@ -32,9 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .bus import LEASE_S, POLL_S, BusError, ControlBus, EmbeddedBus, LogEntry, NodeBus, NodeInfo, RedisBus, pack_blobs
+from .bus import LEASE_S, POLL_S, BusError, ControlBus, EmbeddedBus, LogEntry, LogReset, NodeBus, NodeInfo, RedisBus, pack_blobs
 from .bus import read_applied, write_applied
-from .cache import SiteCache
+from .cache import Purge, SiteCache
 from .deploy import BlobStore, DeployResult, PoolFactory, Version, materialise, open_deployed, package, prepare, switch
 from .errors import EdgesiteError
 from .node import EdgeNode, SiteRuntime, parse_purge
@@ -260,7 +260,8 @@ class ControlPlane:
                 found = await self.bus.entries(after, wait)
             else:
                 found = await self.bus.entries(after)
-            return JSONResponse({"entries": [e.to_json() for e in found]})
+            head = self.bus.seq if isinstance(self.bus, EmbeddedBus) else (found[-1].seq if found else after)
+            return JSONResponse({"entries": [e.to_json() for e in found], "head": head})
 
         async def version(request: Request) -> Response:
             site, wanted = request.path_params["site"], request.path_params["version"]
@@ -446,6 +447,8 @@ class NodeAgent:
                     await self.apply(entries)
                 elif self.sites:
                     return
+            except LogReset as exc:
+                await self.reset(exc)
             except BusError as exc:
                 log.warning("%s: waiting for the bus: %s", self.node_id, exc)
                 await asyncio.sleep(0.5)
@@ -462,6 +465,9 @@ class NodeAgent:
                     await self.apply(entries)
                 self.fresh_until = time.monotonic() + LEASE_S
                 warned = False
+            except LogReset as exc:
+                self.fresh_until = 0.0
+                await self.reset(exc)
             except BusError as exc:
                 if not warned:
                     log.warning("%s: cut off from the bus (serving 503 after the lease): %s", self.node_id, exc)
@@ -470,6 +476,14 @@ class NodeAgent:
             except Exception:
                 log.exception("%s: could not apply log entries after seq %d", self.node_id, self.seq)
                 await asyncio.sleep(0.5)
+
+    async def reset(self, exc: LogReset) -> None:
+        """The log started again: nothing cached can be trusted; replay it from the start."""
+        log.warning("%s: %s; purging everything and replaying the log from 0", self.node_id, exc)
+        for site in self.sites:
+            site.cache.purge(Purge(everything=True))
+        self.seq = 0
+        await asyncio.to_thread(write_applied, self.state_dir, 0)
 
     async def apply(self, entries: list[LogEntry]) -> None:
         """Apply entries in order. Of several switches of one site only the last is made: the

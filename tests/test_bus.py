@@ -109,3 +109,17 @@ def test_an_unreachable_redis_is_a_bus_error(tmp_path: Path) -> None:
         await bus.close()
 
     run(go())
+
+
+def test_a_log_that_ends_before_the_nodes_seq_is_a_reset(redis_server: RedisServer) -> None:
+    from edgesite.bus import LogReset
+
+    async def go() -> None:
+        bus = RedisBus(redis_server.url, prefix="t3")
+        await bus.append("purge", purge={"everything": True})
+        assert await bus.sync(1, 0, None) == []
+        with pytest.raises(LogReset):
+            await bus.sync(7, 0, None)  # the node applied 7; this log (restarted) has 1
+        await bus.close()
+
+    run(go())

@@ -169,3 +169,25 @@ def test_watching_turns_a_saved_edit_into_a_deploy_of_one_file(mini: Path, tmp_p
         assert sorted(n["seq"] for n in net.status()["nodes"]) == [2, 2]
     finally:
         net.close()
+
+
+def test_a_node_ahead_of_a_restarted_log_forgets_its_cache_and_replays_it(mini: Path, tmp_path: Path) -> None:
+    from network_support import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    net = Network(mini, tmp_path / "state", 1, bus=redis.url)
+    try:
+        node = net.node_urls[0]
+        for i in range(3):
+            net.purge(urls=[f"/x{i}/"])
+        net.get(node, "/about/")
+        assert net.get(node, "/about/").headers["x-cache"] == "HIT"
+        import redis as redis_client
+
+        redis_client.Redis(port=redis.port).flushall()  # what a restart without persistence leaves
+        net.deploy()  # the log starts again at 1 with the current version
+        wait_until(lambda: [n["seq"] for n in net.status()["nodes"]] == [1], 30, "the node replayed the new log")
+        assert net.get(node, "/about/").headers["x-cache"] == "MISS"  # its cache was forgotten
+    finally:
+        net.close()
+        redis.stop()
