@@ -191,3 +191,18 @@ def test_a_node_ahead_of_a_restarted_log_forgets_its_cache_and_replays_it(mini: 
     finally:
         net.close()
         redis.stop()
+
+
+@pytest.mark.parametrize("bus", ["embedded"], indirect=True)
+def test_isolates_of_a_node_see_the_deployed_bundle_not_the_authors_folder(mini: Path, tmp_path: Path, bus: str | None) -> None:
+    net = Network(mini, tmp_path / "state", 1, bus=bus, isolation="wasm")
+    try:
+        node = net.node_urls[0]
+        (mini / "content/about.md").write_text('+++\ntitle = "About"\n+++\nNot deployed yet.\n')
+        page = net.get(node, "/about/")
+        assert page.status_code == 200 and "About <em>us</em>" in page.text
+        net.deploy()
+        assert "Not deployed yet." in net.get(node, "/about/").text
+        assert net.status()["nodes"][0]["status"]["isolation"] == "wasm"
+    finally:
+        net.close()
