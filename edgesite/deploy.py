@@ -164,15 +164,18 @@ class VersionedPool:
         self._lock = threading.Lock()
         self._pools: dict[str, Pool] = {}
         self._busy: dict[str, int] = {}
+        self._manifests: dict[str, Manifest] = {}  # the current version's, so its pool starts without a re-read
         self.current = ""
 
     def _pool(self, version: str) -> Pool:
         with self._lock:
             pool = self._pools.get(version)
             if pool is None:
-                manifest = Manifest.from_json(json.loads((self.versions_root / version / "manifest.json").read_text()))
                 bundle = self.bundles / version
-                manifest.config = parse_config((bundle / SITE_FILE).read_text(encoding="utf-8"))
+                manifest = self._manifests.get(version)
+                if manifest is None:  # an old version, asked for by a render that began before a switch
+                    manifest = Manifest.from_json(json.loads((self.versions_root / version / MANIFEST_FILE).read_text()))
+                    manifest.config = parse_config((bundle / SITE_FILE).read_text(encoding="utf-8"))
                 pool = self._pools[version] = self.factory(Site(root=bundle, name=self.name), self.versions_root, manifest)
             self._busy[version] = self._busy.get(version, 0) + 1
             return pool
@@ -184,9 +187,10 @@ class VersionedPool:
                 self._pools.pop(version).close()
                 del self._busy[version]
 
-    def switch(self, version: str) -> None:
+    def switch(self, version: str, manifest: Manifest | None = None) -> None:
         with self._lock:
             self.current = version
+            self._manifests = {version: manifest} if manifest is not None else {}
             for old in [v for v in self._pools if v != version and not self._busy.get(v)]:
                 self._pools.pop(old).close()
                 self._busy.pop(old, None)
@@ -232,7 +236,7 @@ def open_deployed(version: Version, root: Path, factory: PoolFactory) -> SiteRun
             cache.purge(Purge(everything=True))
     cache.note("version", manifest.version)
     pool = VersionedPool(version.site, versions_root, root / "bundles", factory)
-    pool.switch(manifest.version)
+    pool.switch(manifest.version, manifest)
     site = Site(root=bundle, name=version.site)
     hosts = {f"{site.name}.localhost", site.name}
     base_host = urllib.parse.urlsplit(manifest.site["base_url"]).hostname
@@ -256,7 +260,7 @@ def switch(runtime: SiteRuntime, version: Version, root: Path, manifest: Manifes
         tags = changed_tags(old, manifest)
     pool = runtime.pool
     if isinstance(pool, VersionedPool):
-        pool.switch(manifest.version)
+        pool.switch(manifest.version, manifest)
     runtime.site = Site(root=root / "bundles" / version.version, name=version.site)
     runtime.manifest = manifest
     runtime.static_memo.clear()
