@@ -255,7 +255,8 @@ return seq
 class RedisBus:
     """Both sides of the bus over Redis. Keys live under ``prefix`` (default ``edgesite``):
     ``:seq`` (counter), ``:log`` (stream, id ``<seq>-0``; also the pub/sub channel),
-    ``:version:<site>:<v>``, ``:blob:<hash>``, ``:node:<id>`` (heartbeat, expires after the lease)."""
+    ``:version:<site>:<v>``, ``:blob:<hash>``, ``:node:<id>`` (heartbeat, expires after the lease)
+    and ``:nodes`` (the set of node ids)."""
 
     def __init__(self, url: str, prefix: str = "edgesite") -> None:
         import redis.asyncio as aioredis
@@ -314,13 +315,17 @@ class RedisBus:
         return Version(site, version, json.loads(raw), raw) if raw else None
 
     async def nodes(self) -> dict[str, NodeInfo]:
-        keys = [k async for k in self.redis.scan_iter(match=f"{self.p}:node:*")]
-        values = await self._guard(self.redis.mget(keys)) if keys else []
+        """The members of ``:nodes`` whose heartbeat key has not expired (no SCAN: the keyspace
+        holds every blob)."""
+        names = sorted(n.decode() for n in await self._guard(self.redis.smembers(f"{self.p}:nodes")))
+        values = await self._guard(self.redis.mget([f"{self.p}:node:{n}" for n in names])) if names else []
         found = {}
-        for raw in values:
+        for name, raw in zip(names, values):
             if raw:
                 data = json.loads(raw)
                 found[data["node"]] = NodeInfo(**data)
+            else:
+                await self._guard(self.redis.srem(f"{self.p}:nodes", name))
         return found
 
     def forget(self, node: str) -> None:
@@ -346,8 +351,11 @@ class RedisBus:
     # node side
     async def sync(self, after: int, wait: float, me: NodeInfo | None) -> list[LogEntry]:
         if me is not None:
-            await self._guard(self.redis.set(f"{self.p}:node:{me.node}", json.dumps(me.to_json()), px=int(LEASE_S * 1000)))
-            await self._guard(self.redis.publish(f"{self.p}:acks", me.seq))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(f"{self.p}:node:{me.node}", json.dumps(me.to_json()), px=int(LEASE_S * 1000))
+            pipe.sadd(f"{self.p}:nodes", me.node)
+            pipe.publish(f"{self.p}:acks", me.seq)
+            await self._guard(pipe.execute())
         if self._pubsub is None:
             self._pubsub = self.redis.pubsub()
             await self._guard(self._pubsub.subscribe(f"{self.p}:log"))
