@@ -72,6 +72,16 @@ def normalise_path(path: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class Flight:
+    """A render in progress that later misses of the same key may share: only while no purge
+    and no version switch has happened since it began (``seq`` and ``version`` then)."""
+
+    future: asyncio.Future[Entry]
+    seq: int
+    version: str
+
+
 @dataclass
 class SiteRuntime:
     """One site on this node: its compiled versions, its cache and its isolate pool."""
@@ -83,7 +93,7 @@ class SiteRuntime:
     pool: Pool
     versions_root: Path
     hosts: set[str] = field(default_factory=set)
-    inflight: dict[str, asyncio.Future[Entry]] = field(default_factory=dict)
+    inflight: dict[str, "Flight"] = field(default_factory=dict)
     static_memo: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)
     refreshing: set[str] = field(default_factory=set)
     last_reload: dict[str, Any] = field(default_factory=dict)
@@ -274,11 +284,11 @@ class EdgeNode:
         between: a request that arrives after a purge returned never joins a render that began
         before it."""
         running = site.inflight.get(key)
-        if running is not None and running.seq == site.cache.seq and running.version == manifest.version:  # type: ignore[attr-defined]
-            return await asyncio.shield(running)
+        if running is not None and running.seq == site.cache.seq and running.version == manifest.version:
+            return await asyncio.shield(running.future)
         future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
-        future.seq, future.version = site.cache.seq, manifest.version  # type: ignore[attr-defined]
-        site.inflight[key] = future
+        flight = Flight(future, site.cache.seq, manifest.version)
+        site.inflight[key] = flight
         try:
             entry = await self._render(site, key, route, scope, manifest)
             future.set_result(entry)
@@ -288,7 +298,7 @@ class EdgeNode:
             future.exception()  # mark retrieved: waiters (if any) get it too
             raise
         finally:
-            if site.inflight.get(key) is future:
+            if site.inflight.get(key) is flight:
                 del site.inflight[key]
 
     async def _render(self, site: SiteRuntime, key: str, route: dict[str, Any], scope: Scope, manifest: Manifest) -> Entry:
