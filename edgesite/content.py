@@ -171,7 +171,7 @@ def normalise(meta: dict[str, Any], file: str, taxonomies: dict[str, str]) -> di
     terms = {tax: _str_list(meta.get(tax), file, tax) for tax in taxonomies}
     if "categories" in terms and not terms["categories"] and meta.get("category"):
         terms["categories"] = _str_list(meta.get("category"), file, "category")
-    params = {k: _jsonable(v) for k, v in meta.items() if k not in KNOWN_KEYS and k not in taxonomies}
+    params = {k: jsonable(v) for k, v in meta.items() if k not in KNOWN_KEYS and k not in taxonomies}
     return {
         "title": str(title),
         "date": date.isoformat() if date else None,
@@ -193,11 +193,12 @@ def normalise(meta: dict[str, Any], file: str, taxonomies: dict[str, str]) -> di
     }
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
+def jsonable(value: Any) -> Any:
+    """The value as JSON gives it back: dates as ISO strings, keys as strings, tuples as lists."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
     return value

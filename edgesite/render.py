@@ -381,8 +381,7 @@ class Renderer:
         current = self._manifest
         if current is not None and current.version == version:
             return current
-        with open(os.path.join(self.versions_root, version, MANIFEST_FILE), encoding="utf-8") as fh:
-            manifest = Manifest.from_json(json.load(fh))
+        manifest = Manifest.read(os.path.join(self.versions_root, version, MANIFEST_FILE))
         self._manifest = manifest
         return manifest
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .content import JEKYLL_NAME, normalise, parse_front_matter, slugify, split_body
+from .content import JEKYLL_NAME, jsonable, normalise, parse_front_matter, slugify, split_body
 from .errors import CompileError, FrontMatterError
 from .site import SITE_FILE, WORKER_FILE, Site, SiteConfig, parse_config
 
@@ -87,15 +87,30 @@ class Manifest:
         return manifest
 
     def write(self, versions_root: Path) -> Path:
-        """Write ``versions_root/<version>/manifest.json`` atomically (once per version)."""
+        """Write ``versions_root/<version>/manifest.json`` atomically (once per version), and
+        keep this object as what reading that file gives, so a render core in this process
+        need not parse it again (the JSON keeps insertion order, so both are the same)."""
         folder = versions_root / self.version
         target = folder / MANIFEST_FILE
         if not target.exists():
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{MANIFEST_FILE}.{os.getpid()}"
-            tmp.write_text(json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True), encoding="utf-8")
+            tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")), encoding="utf-8")
             os.replace(tmp, target)
+        _WRITTEN[str(target)] = self
+        while len(_WRITTEN) > 8:
+            _WRITTEN.pop(next(iter(_WRITTEN)))
         return target
+
+    @classmethod
+    def read(cls, path: str) -> "Manifest":
+        """The manifest in ``path``: the object this process wrote there, else parsed from disk
+        (always so in an isolate, which shares no memory with the host)."""
+        found = _WRITTEN.get(path)
+        if found is not None:
+            return found
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_json(json.load(fh))
 
     def translation_groups(self) -> dict[str, list[str]]:
         """Pages that are one page in several languages, by translation key (built once)."""
@@ -127,6 +142,9 @@ class Manifest:
             if found:
                 return {**pattern, "params": found.groupdict()}
         return None
+
+
+_WRITTEN: dict[str, Manifest] = {}
 
 
 def check_permalink(section: str, pattern: str) -> None:
@@ -178,11 +196,11 @@ def _parse_data(path: Path, raw: bytes) -> Any:
     if suffix in (".yaml", ".yml"):
         import yaml
 
-        return yaml.safe_load(text)
+        return jsonable(yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     if suffix == ".toml":
         import tomllib
 
-        return tomllib.loads(text)
+        return jsonable(tomllib.loads(text))
     if suffix == ".json":
         return json.loads(text)
     import csv

@@ -104,3 +104,33 @@ def test_the_manifest_round_trips_through_json(mini: Path, tmp_path: Path) -> No
     path = manifest.write(tmp_path / "versions")
     again = Manifest.from_json(json.loads(path.read_text()))
     assert again.to_json() == manifest.to_json()
+
+
+def _json_shaped(value: object, where: str = "manifest") -> list[str]:
+    """Places where a value is not what json.loads would give (tuples, dates, non-str keys)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in ([f"{where}: key {k!r}"] if not isinstance(k, str) else []) + _json_shaped(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _json_shaped(v, f"{where}[{i}]")]
+    return [] if value is None or isinstance(value, str | int | float | bool) else [f"{where}: {type(value).__name__}"]
+
+
+def test_the_manifest_a_process_keeps_is_exactly_what_its_json_gives(mini: Path, tmp_path: Path) -> None:
+    """In-process renders reuse the written object instead of parsing the file; the isolate
+    parses it. Both must see the same values in the same order."""
+    import shutil
+
+    from edgesite.routes import Manifest
+
+    (mini / "data/dates.yaml").write_text("when: 2024-01-02\nat: {1: one}\nlist: [2024-01-03]\n")
+    (mini / "data/t.toml").write_text("start = 07:32:00\nday = 1979-05-27\n")
+    sites = [mini] + [p for p in sorted((Path(__file__).parent.parent / "sites").iterdir()) if (p / "site.toml").exists()]
+    for site in sites:
+        manifest = compile_site(site)
+        path = manifest.write(tmp_path / site.name)
+        assert Manifest.read(str(path)) is manifest
+        assert _json_shaped(manifest.to_json()) == []
+        parsed = json.loads(path.read_text())
+        assert json.dumps(parsed) == json.dumps(manifest.to_json())
+    assert compile_site(mini).data["dates"]["value"] == {"when": "2024-01-02", "at": {"1": "one"}, "list": ["2024-01-03"]}
+    shutil.rmtree(tmp_path / "mini")
