@@ -324,12 +324,15 @@ class FrontDoor:
                                                             keepalive_expiry=2.0))  # under uvicorn's 5 s
         self._refresher: asyncio.Task[None] | None = None
 
+    async def _refresh_once(self) -> None:
+        try:
+            self.urls = sorted(n.url for n in (await self.control.bus.nodes()).values())
+        except BusError:
+            pass
+
     async def _refresh(self) -> None:
         while True:
-            try:
-                self.urls = sorted(n.url for n in (await self.control.bus.nodes()).values())
-            except BusError:
-                pass
+            await self._refresh_once()
             await asyncio.sleep(0.2)
 
     def _order(self) -> list[str]:
@@ -376,33 +379,42 @@ class FrontDoor:
         client = scope.get("client")
         if client:
             headers.append((b"x-forwarded-for", client[0].encode()))
-        for url in self._order():
-            resp = None
-            for _attempt in range(2 if scope["method"] in ("GET", "HEAD") else 1):  # a pooled connection just closed
+        tried: dict[str, str] = {}
+        idempotent = scope["method"] in ("GET", "HEAD")
+        for round_ in range(2):  # the second round: nodes that registered since the last refresh
+            if round_:
+                await self._refresh_once()
+            for url in [u for u in self._order() if u not in tried]:
+                resp = None
+                for _attempt in range(2 if idempotent else 1):  # a pooled connection the node just closed
+                    try:
+                        request = self.client.build_request(scope["method"], url + target, headers=headers, content=body)
+                        resp = await self.client.send(request, stream=True)
+                        break
+                    except (httpx.ConnectError, httpx.ConnectTimeout):
+                        break
+                    except httpx.TransportError:
+                        if not idempotent:
+                            break
+                if resp is None:
+                    self.down_until[url] = time.monotonic() + 1.0
+                    tried[url] = "refused"
+                    continue
                 try:
-                    request = self.client.build_request(scope["method"], url + target, headers=headers, content=body)
-                    resp = await self.client.send(request, stream=True)
-                    break
-                except (httpx.ConnectError, httpx.ConnectTimeout):
-                    break
-                except httpx.RemoteProtocolError:
-                    continue
-            if resp is None:
-                self.down_until[url] = time.monotonic() + 1.0
-                continue
-            try:
-                if resp.status_code == 503 and "x-edgesite-catching-up" in resp.headers:
-                    self.down_until[url] = time.monotonic() + 0.2
-                    continue
-                out = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
-                await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
-                async for chunk in resp.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-                return
-            finally:
-                await resp.aclose()
-        message_body = b"502 no edge node is available\n"
+                    if resp.status_code == 503 and "x-edgesite-catching-up" in resp.headers:
+                        self.down_until[url] = time.monotonic() + 0.2
+                        tried[url] = "catching up"
+                        continue
+                    out = [(k, v) for k, v in resp.headers.raw if k.lower() not in HOP_BY_HOP]
+                    await send({"type": "http.response.start", "status": resp.status_code, "headers": out})
+                    async for chunk in resp.aiter_raw():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                finally:
+                    await resp.aclose()
+        reasons = ", ".join(f"{u} {why}" for u, why in tried.items()) or "none registered"
+        message_body = f"502 no edge node is available ({reasons})\n".encode()
         await send({"type": "http.response.start", "status": 502,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(message_body)).encode())]})
         await send({"type": "http.response.body", "body": message_body})
