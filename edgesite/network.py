@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import hmac
 import json
 import logging
 import os
@@ -223,7 +224,7 @@ class ControlPlane:
     def app(self) -> Starlette:
         def authorised(request: Request) -> bool:
             auth = request.headers.get("authorization", "")
-            return auth.startswith("Bearer ") and auth[7:].strip() == self.token
+            return auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip(), self.token)
 
         def guarded(handler: Any) -> Any:
             async def run(request: Request) -> Response:

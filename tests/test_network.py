@@ -95,9 +95,10 @@ def test_a_node_killed_during_purges_and_edits_comes_back_serving_nothing_stale(
     warm(network)
     victim = network.node_urls[1]
     pid = network.live()[victim]["pid"]
-    os.kill(pid, signal.SIGKILL)
     served = []
     for i in range(6):
+        if i == 2:
+            os.kill(pid, signal.SIGKILL)  # in the middle of the burst
         edit(mini / "content/posts/post-2.md", f"{'More text.' if i == 0 else f'Round {i - 1}.'}", f"Round {i}.")
         network.deploy()
         network.purge(tags=["file:content/about.md"] if i % 2 else ["file:templates/base.html"])
@@ -204,5 +205,21 @@ def test_isolates_of_a_node_see_the_deployed_bundle_not_the_authors_folder(mini:
         net.deploy()
         assert "Not deployed yet." in net.get(node, "/about/").text
         assert net.status()["nodes"][0]["status"]["isolation"] == "wasm"
+    finally:
+        net.close()
+
+
+def test_a_node_cut_off_from_the_bus_stops_serving_once_its_lease_lapses(mini: Path, tmp_path: Path) -> None:
+    from network_support import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    net = Network(mini, tmp_path / "state", 1, bus=redis.url)
+    try:
+        node = net.node_urls[0]
+        assert net.get(node, "/about/").status_code == 200
+        redis.stop()  # purges could now be published without reaching it
+        wait_until(lambda: net.get(node, "/about/").status_code == 503, 15, "the node stops serving")
+        page = net.get(node, "/about/")
+        assert page.headers["x-edgesite-catching-up"] == "1"
     finally:
         net.close()
