@@ -653,6 +653,10 @@ async def serve_network(sites: tuple[str, ...], host: str, port: int, nodes: int
     processes on the ports after it, the sites deployed and (if ``watch``) redeployed on edits."""
     import uvicorn
 
+    if isolation == "wasm" and nodes > 0:  # build (or find) the runtime once, with progress, not once per node
+        from .component import build_component
+
+        await asyncio.to_thread(build_component, progress=True)
     bus = make_bus(bus_url, state_dir / "control")
     control = ControlPlane(bus, token, state_dir, [Path(s) for s in sites], drafts=drafts)
     for name in control.compilers:
