@@ -114,11 +114,15 @@ class ControlPlane:
                 pass
 
     async def _alive(self, info: NodeInfo) -> bool:
+        """False only if the node's port refuses connections: a node that is merely slow (its
+        loop busy applying) is waited for, or it could serve what was just purged."""
         try:
             await self._probe.get(info.url + "/_edgesite/health")
             return True
-        except httpx.HTTPError:
+        except httpx.ConnectError:
             return False
+        except httpx.HTTPError:
+            return True
 
     async def purge(self, body: dict[str, Any]) -> dict[str, Any]:
         """Append a purge (the purge API's body, already checked) and wait for every node."""
