@@ -62,11 +62,11 @@ def make_bus(url: str | None, control_dir: Path) -> Any:
 class ControlPlane:
     """Versions, the log and the acks. ``sites`` are author folders it deploys (and watches)."""
 
-    def __init__(self, bus: ControlBus, token: str, state_dir: Path, sites: list[Path] = (), *,  # type: ignore[assignment]
+    def __init__(self, bus: ControlBus, token: str, state_dir: Path, sites: list[Path] | None = None, *,
                  drafts: bool | None = None) -> None:
         self.bus, self.token = bus, token
         self.blobs = bus.blob_store if isinstance(bus, EmbeddedBus) else BlobStore(state_dir / "blobs")
-        self.compilers = {Site.open(p).name: Compiler(Site.open(p), include_drafts=drafts) for p in sites}
+        self.compilers = {Site.open(p).name: Compiler(Site.open(p), include_drafts=drafts) for p in sites or []}
         self.acked = asyncio.Event()
         self._lock = asyncio.Lock()
         self._probe = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=0.5))
