@@ -344,7 +344,7 @@ class RedisBus:
                 await asyncio.sleep(0.2)
             finally:
                 try:
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except Exception:
                     pass
 

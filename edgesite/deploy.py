@@ -14,18 +14,17 @@ import json
 import os
 import shutil
 import threading
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import Purge, SiteCache
+from .cache import Purge
 from .contract import RenderRequest, RenderResponse
 from .errors import EdgesiteError
 from .invalidate import changed_tags
 from .isolate import Pool
-from .node import SiteRuntime
+from .node import SiteRuntime, open_cache, site_hosts
 from .routes import MANIFEST_FILE, Compiler, Manifest, digest
 from .site import SITE_FILE, Site, parse_config
 
@@ -226,24 +225,12 @@ def open_deployed(version: Version, root: Path, factory: PoolFactory) -> SiteRun
     an earlier version, what differs is purged first (everything, if that version is gone)."""
     bundle, versions_root = root / "bundles" / version.version, root / "versions"
     manifest = load_manifest(version, bundle, versions_root)
-    cache = SiteCache(root / "cache")
-    previous = cache.note("version")
-    if previous and previous != manifest.version:
-        try:
-            old = Manifest.from_json(json.loads((versions_root / previous / "manifest.json").read_text()))
-            cache.purge(Purge(tags=tuple(sorted(changed_tags(old, manifest)))))
-        except (OSError, ValueError, TypeError):
-            cache.purge(Purge(everything=True))
-    cache.note("version", manifest.version)
+    cache = open_cache(root / "cache", manifest, versions_root)
     pool = VersionedPool(version.site, versions_root, root / "bundles", factory)
     pool.switch(manifest.version, manifest)
     site = Site(root=bundle, name=version.site)
-    hosts = {f"{site.name}.localhost", site.name}
-    base_host = urllib.parse.urlsplit(manifest.site["base_url"]).hostname
-    if base_host and base_host not in ("127.0.0.1", "localhost"):
-        hosts.add(base_host)
-    return SiteRuntime(site=site, compiler=Compiler(site), manifest=manifest, cache=cache, pool=pool,  # type: ignore[arg-type]
-                       versions_root=versions_root, hosts=hosts)
+    return SiteRuntime(site=site, compiler=Compiler(site), manifest=manifest, cache=cache, pool=pool,
+                       versions_root=versions_root, hosts=site_hosts(site.name, manifest))
 
 
 def switch(runtime: SiteRuntime, version: Version, root: Path, manifest: Manifest | None = None,
@@ -265,9 +252,10 @@ def switch(runtime: SiteRuntime, version: Version, root: Path, manifest: Manifes
     runtime.manifest = manifest
     runtime.static_memo.clear()
     if tags:
-        runtime.cache.purge(Purge(tags=tuple(sorted(tags))))
+        runtime.purge(Purge(tags=tuple(sorted(tags))))
     runtime.cache.note("version", manifest.version)
     runtime.last_reload = {"version": manifest.version, "tags": len(tags)}
+    runtime.notify(tags)
     return tags
 
 

@@ -235,7 +235,8 @@ class ControlPlane:
                 if not authorised(request):
                     return JSONResponse({"error": "missing or wrong bearer token"}, 401)
                 try:
-                    return await handler(request)
+                    response: Response = await handler(request)
+                    return response
                 except EdgesiteError as exc:
                     return JSONResponse({"error": str(exc)}, 409)
             return run
@@ -498,7 +499,7 @@ class NodeAgent:
         """The log started again: nothing cached can be trusted; replay it from the start."""
         log.warning("%s: %s; purging everything and replaying the log from 0", self.node_id, exc)
         for site in self.sites:
-            site.cache.purge(Purge(everything=True))
+            site.purge(Purge(everything=True))
         self.seq = 0
         await asyncio.to_thread(write_applied, self.state_dir, 0)
 
@@ -513,7 +514,7 @@ class NodeAgent:
                     purge, names = parse_purge(json.dumps(entry.purge).encode())
                     for site in self.sites:
                         if names is None or site.name in names:
-                            site.cache.purge(purge)
+                            site.purge(purge)
                 elif entry.kind == "version" and entry.site and entry.version and last[entry.site] == entry.seq:
                     await self.switch(entry)
                 self.seq = entry.seq

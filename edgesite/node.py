@@ -99,6 +99,7 @@ class SiteRuntime:
     last_reload: dict[str, Any] = field(default_factory=dict)
     compile_error: EdgesiteError | None = None
     observers: list[Callable[["SiteRuntime", set[str]], None]] = field(default_factory=list)
+    after_purge: list[Callable[["SiteRuntime", Purge, int], None]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -115,12 +116,12 @@ class SiteRuntime:
             new = self.compiler.compile()
         except EdgesiteError as exc:
             self.compile_error = exc
-            self._notify(set())
+            self.notify(set())
             raise
         failed_before, self.compile_error = self.compile_error, None
         if new.version == self.manifest.version:
             if failed_before:
-                self._notify(set())
+                self.notify(set())
             return set()
         new.write(self.versions_root)
         old, self.manifest = self.manifest, new
@@ -128,16 +129,33 @@ class SiteRuntime:
         self.pool.recycle_all()  # renders in flight finish on their isolate; new ones start fresh
         tags = changed_tags(old, new)
         if tags:
-            self.cache.purge(Purge(tags=tuple(sorted(tags))))
+            self.purge(Purge(tags=tuple(sorted(tags))))
         self.cache.note("version", new.version)
         self.last_reload = {"version": new.version, "tags": len(tags), "ms": round((time.perf_counter() - started) * 1000, 2)}
         log.info("%s: version %s, purged %d tags in %.1f ms", self.name, new.version, len(tags), self.last_reload["ms"])
-        self._notify(tags)
+        self.notify(tags)
         return tags
 
-    def _notify(self, tags: set[str]) -> None:
+    def purge(self, purge: Purge) -> int:
+        """Apply a purge to this site's cache (durable when it returns), then run the
+        ``after_purge`` hooks an embedding application registered, e.g. to forward the purge
+        to an upstream CDN. Returns the purge's sequence number. A failing hook is logged."""
+        seq = self.cache.purge(purge)
+        for hook in self.after_purge:
+            try:
+                hook(self, purge, seq)
+            except Exception:
+                log.exception("%s: after-purge hook %r failed", self.name, hook)
+        return seq
+
+    def notify(self, tags: set[str]) -> None:
+        """Run the ``observers`` (the after-deploy hooks): after a new version is served and its
+        purge applied (``tags``), and after a compile failed or recovered (empty ``tags``)."""
         for observer in self.observers:
-            observer(self, tags)
+            try:
+                observer(self, tags)
+            except Exception:
+                log.exception("%s: observer %r failed", self.name, observer)
 
     def warm(self) -> None:
         """Start an isolate and render the home page once, so the first visitor after a start
@@ -159,23 +177,37 @@ def open_site(path: str | Path, state_dir: Path, pool_factory: Callable[[Site, P
     root = state_dir / "sites" / site.name
     versions_root = root / "versions"
     manifest.write(versions_root)
-    cache = SiteCache(root / "cache")
+    cache = open_cache(root / "cache", manifest, versions_root)
+    factory = pool_factory or (lambda s, v, m: InlinePool(s.name, s.root, v, m.config.isolate if m.config else None))
+    pool = factory(site, versions_root, manifest)
+    return SiteRuntime(site=site, compiler=compiler, manifest=manifest, cache=cache, pool=pool,
+                       versions_root=versions_root, hosts=site_hosts(site.name, manifest))
+
+
+def open_cache(directory: Path, manifest: Manifest, versions_root: Path) -> SiteCache:
+    """A site's cache, made current for ``manifest``: if it holds pages of another version it
+    served before (a restart, a deploy while away), purge exactly what differs (everything,
+    if that version's manifest is gone)."""
+    cache = SiteCache(directory)
     previous = cache.note("version")
     if previous and previous != manifest.version:
         try:
-            old = Manifest.from_json(json.loads((versions_root / previous / "manifest.json").read_text()))
+            old = Manifest.read(str(versions_root / previous / "manifest.json"))
             cache.purge(Purge(tags=tuple(sorted(changed_tags(old, manifest)))))
         except (OSError, ValueError, TypeError):
             cache.purge(Purge(everything=True))
     cache.note("version", manifest.version)
-    factory = pool_factory or (lambda s, v, m: InlinePool(s.name, s.root, v, m.config.isolate if m.config else None))
-    pool = factory(site, versions_root, manifest)
-    hosts = {f"{site.name}.localhost", site.name}
+    return cache
+
+
+def site_hosts(name: str, manifest: Manifest) -> set[str]:
+    """The Host names that choose a site on a node serving several: ``<name>.localhost``,
+    ``<name>``, and the host of its ``base_url`` unless that is loopback."""
+    hosts = {f"{name}.localhost", name}
     base_host = urllib.parse.urlsplit(manifest.site["base_url"]).hostname
     if base_host and base_host not in ("127.0.0.1", "localhost"):
         hosts.add(base_host)
-    return SiteRuntime(site=site, compiler=compiler, manifest=manifest, cache=cache, pool=pool,
-                       versions_root=versions_root, hosts=hosts)
+    return hosts
 
 
 def error_page(status: int, title: str, exc: EdgesiteError | None, site_root: Path | None) -> str:
@@ -443,7 +475,7 @@ class EdgeNode:
             applied = {}
             for site in self.sites:
                 if site_names is None or site.name in site_names:
-                    applied[site.name] = site.cache.purge(purge)
+                    applied[site.name] = site.purge(purge)
             await self._json(scope, send, 200, {"node": self.node_id, "purged": applied,
                                                  "ms": round((time.perf_counter() - started) * 1000, 3)})
             return

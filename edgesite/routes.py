@@ -558,7 +558,6 @@ def build_manifest(config: SiteConfig, records: dict[str, FileRecord], now: dt.d
     for info in sections.values():
         info["subsections"].sort(key=lambda n: (sections[n]["weight"], sections[n]["title"], n))
     regular = sorted((p for p in pages.values() if p["kind"] == "page"), key=lambda p: (_Desc(p["date"] or ""), p["title"], p["rel"]))
-    all_pages = [p["rel"] for p in regular]
     main_sections = config.main_sections
     if main_sections is None:
         dated: dict[str, int] = {}

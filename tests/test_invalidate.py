@@ -1,7 +1,6 @@
 """Watching: file edits purge exactly the affected pages on a running node."""
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 

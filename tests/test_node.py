@@ -1,5 +1,4 @@
 import gzip
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -231,3 +230,20 @@ def test_two_sites_on_one_node_are_chosen_by_host_with_separate_caches(mini: Pat
     assert b.headers["x-cache"] == "MISS"
     status = node.get("/_edgesite/status").json()
     assert status["sites"]["mini"]["cache"]["entries"] == 1 and status["sites"]["other"]["cache"]["entries"] == 1
+
+
+def test_hooks_hear_every_purge_and_every_new_version(mini: Path, start_node: Any) -> None:
+    """An embedding application's after-purge hook (e.g. to tell an upstream CDN) and
+    after-deploy observer run for API purges and for watched edits alike."""
+    node = start_node(mini, watch=True)
+    site = node.runtimes[0]
+    purges: list[tuple[tuple[str, ...], tuple[str, ...], int]] = []
+    versions: list[str] = []
+    site.after_purge.append(lambda s, purge, seq: purges.append((purge.urls, purge.tags, seq)))
+    site.observers.append(lambda s, tags: versions.append(s.manifest.version) if tags else None)
+    node.purge(urls=["/about/"])
+    assert purges == [(("/about/",), (), 1)]
+    (mini / "content/about.md").write_text("+++\ntitle = \"About\"\n+++\nChanged.\n")
+    node.wait_for(lambda: len(versions) == 1)
+    assert versions == [site.manifest.version]
+    assert len(purges) == 2 and "file:content/about.md" in purges[1][1] and purges[1][2] == 2
