@@ -405,7 +405,7 @@ class EdgeNode:
 
     async def _error(self, scope: Scope, send: Send, site: SiteRuntime, exc: EdgesiteError) -> None:
         if isinstance(exc, IsolateError):
-            status = 503 if exc.cause == "busy" else 500
+            status = {"busy": 503, "timeout": 504}.get(exc.cause, 500)
             title = {"timeout": "Isolate exceeded its time limit", "memory": "Isolate exceeded its memory limit",
                      "busy": "All isolates busy", "trap": "Isolate trapped"}.get(exc.cause, "Isolate error")
         elif isinstance(exc, RenderError):
