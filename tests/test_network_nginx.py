@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from network_support import TOKEN, Network, RedisServer, free_ports, wait_until
 
@@ -18,7 +17,6 @@ REPO = Path(__file__).parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed (.ci/run installs it)")
 def test_nginx_with_the_readme_config_serves_from_both_nodes_and_purges_reach_both(mini: Path, tmp_path: Path) -> None:
     redis = RedisServer(tmp_path / "redis")
     control = Network(mini, tmp_path / "state", 0, bus=redis.url)  # the control plane only
