@@ -38,7 +38,7 @@ from .bus import read_applied, write_applied
 from .cache import Purge, SiteCache
 from .deploy import BlobStore, DeployResult, PoolFactory, Version, materialise, open_deployed, package, prepare, switch
 from .errors import EdgesiteError
-from .node import EdgeNode, SiteRuntime, parse_purge
+from .node import EdgeNode, SiteRuntime, parse_purge, read_body
 from .invalidate import changed_tags
 from .routes import Compiler, Manifest, digest
 from .site import Site
@@ -372,12 +372,7 @@ class FrontDoor:
         await self._proxy(scope, receive, send)
 
     async def _proxy(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         target = (scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()).decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")

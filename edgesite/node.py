@@ -460,12 +460,7 @@ class EdgeNode:
             if not auth.startswith("Bearer ") or not hmac.compare_digest(auth[7:].strip(), self.token):
                 await self._json(scope, send, 401, {"error": "missing or wrong bearer token"})
                 return
-            body = b""
-            while True:
-                message = await receive()
-                body += message.get("body", b"")
-                if not message.get("more_body"):
-                    break
+            body = await read_body(receive)
             try:
                 purge, site_names = parse_purge(body)
             except ValueError as exc:
@@ -505,6 +500,17 @@ class EdgeNode:
                     task.cancel()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of an ASGI request."""
+    body = b""
+    while True:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if not message.get("more_body"):
+            return body
 
 
 def parse_purge(body: bytes) -> tuple[Purge, set[str] | None]:

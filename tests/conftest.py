@@ -33,6 +33,18 @@ def mini(tmp_path: Path) -> Path:
     return target
 
 
+def wait_until_up(url: str, timeout: float = 30.0) -> None:
+    """Poll a server's status endpoint until it answers. Raises RuntimeError if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/_edgesite/status", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
 class RunningNode:
     """An edge node served by uvicorn on a loopback port, in a thread of the test process."""
 
@@ -54,15 +66,7 @@ class RunningNode:
         self._server: Any = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/_edgesite/status", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("node did not start")
+        wait_until_up(self.url)
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
     def _run(self) -> None:

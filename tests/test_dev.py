@@ -7,7 +7,6 @@ import asyncio
 import json
 import queue
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from edgesite.dev import DevServer, build_dev_server, inject
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until_up
 
 
 class RunningDev:
@@ -28,13 +27,7 @@ class RunningDev:
         self._uv: Any = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(self.url + "/_edgesite/status", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+        wait_until_up(self.url)
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
     def _run(self) -> None:
