@@ -247,3 +247,16 @@ def test_hooks_hear_every_purge_and_every_new_version(mini: Path, start_node: An
     node.wait_for(lambda: len(versions) == 1)
     assert versions == [site.manifest.version]
     assert len(purges) == 2 and "file:content/about.md" in purges[1][1] and purges[1][2] == 2
+
+
+def test_a_missing_template_and_an_undefined_variable_are_named_and_the_rest_still_serves(mini: Path, start_node: Any) -> None:
+    (mini / "content/posts/post-1.md").write_text("---\ntitle: P\ntemplate: fancy\n---\nx\n")
+    (mini / "templates/taxonomy.html").write_text("{% extends 'base.html' %}\n{% block main %}\n{{ nope.attr }}\n{% endblock %}\n")
+    node = start_node(mini)
+    missing = node.get("/posts/post-1/")
+    assert missing.status_code == 500 and "template &#x27;fancy.html&#x27; not found" in missing.text
+    assert missing.headers["x-edgesite-error"].startswith("template-missing")
+    undefined = node.get("/tags/")
+    assert undefined.status_code == 500 and "templates/taxonomy.html, line 3" in undefined.text
+    assert "&#x27;nope&#x27; is undefined" in undefined.text
+    assert node.get("/posts/post-2/").status_code == 200 and node.get("/about/").status_code == 200
