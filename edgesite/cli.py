@@ -101,12 +101,12 @@ def build_node(sites: tuple[str, ...], state_dir: Path, isolation: str, token: s
 async def run_node(node: Any, host: str, port: int, state_dir: Path, watch: bool) -> None:
     import uvicorn
 
-    from .watch import watch_site
+    from .watch import site_tasks
 
     config = uvicorn.Config(node, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(watch_site(site, stop)) for site in node.sites] if watch else []
+    tasks: list[asyncio.Task[Any]] = list(site_tasks(node.sites, stop, watch))
     tasks += [asyncio.create_task(asyncio.to_thread(site.warm)) for site in node.sites]
     info = {"host": host, "port": port, "pid": os.getpid(), "node": node.node_id, "token": node.token,
             "sites": [s.name for s in node.sites]}

@@ -88,3 +88,25 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float | N
         await asyncio.wait_for(stop.wait(), timeout)
     except asyncio.TimeoutError:
         wake.set()
+
+
+async def publish_on_time(site: SiteRuntime, stop: asyncio.Event) -> None:
+    """Without watching, still recompile when the next future-dated (or expiring) page is due,
+    so scheduled pages appear and expire at their dates. Checks the manifest every minute."""
+    while not stop.is_set():
+        delay = 60.0
+        if site.manifest.next_publish:
+            due = dt.datetime.fromisoformat(site.manifest.next_publish)
+            delay = min(delay, max(0.0, (due - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 0.05)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except asyncio.TimeoutError:
+            if site.manifest.next_publish and dt.datetime.fromisoformat(site.manifest.next_publish) <= dt.datetime.now(dt.timezone.utc):
+                await asyncio.to_thread(reload_quietly, site)
+
+
+def site_tasks(sites: list[SiteRuntime], stop: asyncio.Event, watch: bool) -> list[asyncio.Task[None]]:
+    """What keeps a node's sites current until ``stop``: watching (which also publishes on
+    time), or only the publishing timer."""
+    loop = watch_site if watch else publish_on_time
+    return [asyncio.create_task(loop(site, stop)) for site in sites]

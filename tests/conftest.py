@@ -72,7 +72,7 @@ class RunningNode:
     def _run(self) -> None:
         import uvicorn
 
-        from edgesite.watch import watch_site
+        from edgesite.watch import site_tasks
 
         async def main() -> None:
             config = uvicorn.Config(self.node, host="127.0.0.1", port=self.port, access_log=False, log_level="warning")
@@ -80,7 +80,7 @@ class RunningNode:
             self._loop = asyncio.get_running_loop()
             stop = asyncio.Event()
             self._stop = stop
-            tasks = [asyncio.create_task(watch_site(s, stop)) for s in self.runtimes] if self._watch else []
+            tasks = site_tasks(self.runtimes, stop, self._watch)
             try:
                 await self._server.serve()
             finally:

@@ -154,3 +154,13 @@ def test_adding_a_translation_purges_the_pages_that_show_their_translations(mini
     changed(node, lambda: write(mini / "content/posts/post-2.fr.md", "---\ntitle: Article 2\ndate: 2024-02-01\n---\nx\n"))
     assert purged(node, ALL) == ["/posts/post-2/", "/sitemap.xml", "/search.json"]
     assert "<a hreflang=fr href=/fr/posts/post-2/>" in node.get("/posts/post-2/").text
+
+
+def test_a_scheduled_post_appears_at_its_date_even_without_watching(mini: Path, start_node: Any) -> None:
+    due = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=3)
+    write(mini / "content/posts/soon.md", f"---\ntitle: Soon\ndate: {due.isoformat()}\n---\nNow.\n")
+    node = start_node(mini, watch=False)
+    assert node.get("/posts/soon/").status_code == 404
+    node.wait_for(lambda: node.get("/posts/soon/").status_code == 200, timeout=15)
+    assert dt.datetime.now(dt.timezone.utc) >= due
+    assert "/posts/soon/" in node.get("/posts/").text
