@@ -15,6 +15,7 @@ runs under an exclusive file lock and the result is published with an atomic ren
 from __future__ import annotations
 
 import ast
+import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
@@ -224,7 +225,21 @@ def build_component(
             partial.write_bytes(compiled)
             os.replace(partial, target)
             status.done(f"isolate runtime built: {target} ({len(compiled) >> 20} MiB)")
+        prune(cache)
     return target
+
+
+def prune(cache: Path, keep: int = 4) -> list[Path]:
+    """Delete all but the ``keep`` newest compiled components (~45 MB each; one is built per
+    change of the render core). A process still using a deleted one keeps its mapping."""
+    built = sorted(cache.glob("edgesite-runtime-*.cwasm"), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for old in built[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+            (cache / f"{old.stem}.lock").unlink(missing_ok=True)
+            removed.append(old)
+    return removed
 
 
 def _config(settings: EngineSettings) -> wasmtime.Config:

@@ -119,3 +119,19 @@ def test_two_processes_building_at_once_share_one_build_and_fuel_limits_work(tmp
         render(pool, root, "/loop")
     assert info.value.cause == "timeout"
     assert render(pool, root, "/ok") == "ok"
+
+
+def test_only_the_newest_compiled_components_are_kept(tmp_path: Path) -> None:
+    import os
+
+    from edgesite.component import prune
+
+    for i in range(6):
+        built = tmp_path / f"edgesite-runtime-{i:032x}.cwasm"
+        built.write_bytes(b"x")
+        (tmp_path / f"edgesite-runtime-{i:032x}.lock").write_bytes(b"")
+        os.utime(built, (1000 + i, 1000 + i))
+    removed = prune(tmp_path, keep=4)
+    assert sorted(p.name for p in removed) == [f"edgesite-runtime-{i:032x}.cwasm" for i in (0, 1)]
+    assert sorted(p.name for p in tmp_path.glob("*.cwasm")) == [f"edgesite-runtime-{i:032x}.cwasm" for i in (2, 3, 4, 5)]
+    assert not (tmp_path / f"edgesite-runtime-{0:032x}.lock").exists()
