@@ -586,12 +586,16 @@ async def run_edge_node(bus: NodeBus, state_dir: Path, host: str, port: int, fac
 # -- several nodes on this machine ---------------------------------------------------------
 
 class Supervisor:
-    """Starts N node processes on consecutive ports and restarts any that dies."""
+    """Starts N node processes on consecutive ports and restarts any that dies: at once the
+    first time, then with a doubling delay (up to 30 s) while it keeps dying within 10 s."""
 
     def __init__(self, count: int, first_port: int, host: str, state_dir: Path, args: list[str], env: dict[str, str]) -> None:
         self.ports = [first_port + i for i in range(count)]
         self.host, self.state_dir, self.args, self.env = host, state_dir, args, env
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.started: dict[int, float] = {}
+        self.failures: dict[int, int] = {}
+        self.due: dict[int, float] = {}
         self.stopping = False
 
     def start(self, port: int) -> None:
@@ -599,15 +603,29 @@ class Supervisor:
         cmd = [sys.executable, "-m", "edgesite", "node", "--host", self.host, "--port", str(port), "--node-id", f"node-{i}",
                "--state-dir", str(self.state_dir / "edge" / str(port)), *self.args]
         self.procs[port] = subprocess.Popen(cmd, env=self.env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        self.started[port] = time.monotonic()
+        self.due.pop(port, None)
+
+    def restart_delay(self, port: int) -> float:
+        """Note that the node on ``port`` exited; how long to wait before starting it again."""
+        quick = time.monotonic() - self.started.get(port, 0.0) < 10
+        self.failures[port] = self.failures.get(port, 0) + 1 if quick else 1
+        return 0.0 if self.failures[port] <= 1 else min(30.0, 0.5 * 2 ** (self.failures[port] - 2))
 
     async def run(self) -> None:
         for port in self.ports:
             self.start(port)
         while not self.stopping:
             await asyncio.sleep(0.3)
+            now = time.monotonic()
             for port, proc in list(self.procs.items()):
-                if proc.poll() is not None and not self.stopping:
-                    log.warning("node on port %d exited (%s); restarting it", port, proc.returncode)
+                if proc.poll() is None or self.stopping:
+                    continue
+                if port not in self.due:
+                    delay = self.restart_delay(port)
+                    self.due[port] = now + delay
+                    log.warning("node on port %d exited (%s); restarting it in %.1f s", port, proc.returncode, delay)
+                if now >= self.due[port]:
                     self.start(port)
 
     def stop(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,3 +46,14 @@ def test_purge_deploy_and_rollback_commands_reach_every_node(network: Network, m
     assert all("Deployed." not in network.get(u, "/about/").text for u in network.node_urls)
     unknown = runner.invoke(main, ["rollback", "0000", "--to", url, "--token", TOKEN])
     assert unknown.exit_code == 1 and "no version 0000" in unknown.output
+
+
+def test_a_node_that_keeps_dying_is_restarted_with_a_growing_delay(tmp_path: Path) -> None:
+    from edgesite.network import Supervisor
+
+    supervisor = Supervisor(1, 9, "127.0.0.1", tmp_path, [], {})
+    supervisor.started[9] = time.monotonic()
+    delays = [supervisor.restart_delay(9) for _ in range(6)]
+    assert delays == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0]
+    supervisor.started[9] = time.monotonic() - 60  # it ran a good while before dying this time
+    assert supervisor.restart_delay(9) == 0.0
