@@ -45,6 +45,38 @@ def wait_until_up(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
+class ServerThread:
+    """An ASGI app under uvicorn on a loopback port, in a thread of the test process, with the
+    tasks that keep its sites current (watching, or the publishing timer) until it stops."""
+
+    def __init__(self, app: Any, port: int, sites: list[Any], watch: bool, **config: Any) -> None:
+        self.app, self.port, self.sites, self.watch, self.config = app, port, sites, watch, config
+        self.server: Any = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.thread.start()
+
+    async def _main(self) -> None:
+        import uvicorn
+
+        from edgesite.watch import site_tasks
+
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, access_log=False,
+                                                    log_level="warning", **self.config))
+        stop = asyncio.Event()
+        tasks = site_tasks(self.sites, stop, self.watch)
+        try:
+            await self.server.serve()
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
 class RunningNode:
     """An edge node served by uvicorn on a loopback port, in a thread of the test process."""
 
@@ -61,34 +93,9 @@ class RunningNode:
         self.url = f"http://127.0.0.1:{self.port}"
         self.state_dir = state_dir
         self.token = token
-        self._watch = watch
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: Any = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._server = ServerThread(self.node, self.port, self.runtimes, watch)
         wait_until_up(self.url)
         self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def _run(self) -> None:
-        import uvicorn
-
-        from edgesite.watch import site_tasks
-
-        async def main() -> None:
-            config = uvicorn.Config(self.node, host="127.0.0.1", port=self.port, access_log=False, log_level="warning")
-            self._server = uvicorn.Server(config)
-            self._loop = asyncio.get_running_loop()
-            stop = asyncio.Event()
-            self._stop = stop
-            tasks = site_tasks(self.runtimes, stop, self._watch)
-            try:
-                await self._server.serve()
-            finally:
-                stop.set()
-                for task in tasks:
-                    task.cancel()
-
-        asyncio.run(main())
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.get(path, **kwargs)
@@ -107,9 +114,7 @@ class RunningNode:
 
     def close(self) -> None:
         self.client.close()
-        if self._server is not None:
-            self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._server.stop()
         for runtime in self.runtimes:
             runtime.pool.close()
             runtime.cache.close()

@@ -3,7 +3,6 @@ error overlay naming file and line that clears when the file is fixed."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import queue
 import threading
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from edgesite.dev import DevServer, build_dev_server, inject
-from tests.conftest import free_port, wait_until_up
+from tests.conftest import ServerThread, free_port, wait_until_up
 
 
 class RunningDev:
@@ -24,29 +23,9 @@ class RunningDev:
         self.server: DevServer = build_dev_server(site, state_dir, token="t")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._uv: Any = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._server = ServerThread(self.server, self.port, [self.server.site], True, timeout_graceful_shutdown=1)
         wait_until_up(self.url)
         self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def _run(self) -> None:
-        import uvicorn
-
-        from edgesite.watch import watch_site
-
-        async def main() -> None:
-            self._uv = uvicorn.Server(uvicorn.Config(self.server, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     timeout_graceful_shutdown=1))
-            stop = asyncio.Event()
-            task = asyncio.create_task(watch_site(self.server.site, stop))
-            try:
-                await self._uv.serve()
-            finally:
-                stop.set()
-                task.cancel()
-
-        asyncio.run(main())
 
     def open_page(self, url: str) -> "Page":
         """GET url like a browser, then open its live-reload stream with the ETag it got."""
@@ -55,9 +34,7 @@ class RunningDev:
 
     def close(self) -> None:
         self.client.close()
-        if self._uv is not None:
-            self._uv.should_exit = True
-        self._thread.join(timeout=10)
+        self._server.stop()
         self.server.site.pool.close()
         self.server.site.cache.close()
 
