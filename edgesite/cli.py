@@ -9,13 +9,15 @@ import os
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from .errors import EdgesiteError
 
 DEFAULT_PORT = 8000
+T = TypeVar("T")
 
 
 def state_root() -> Path:
@@ -34,7 +36,7 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
-def _fail(exc: EdgesiteError) -> None:
+def _fail(exc: EdgesiteError) -> NoReturn:
     click.echo(f"error: {exc}", err=True)
     sys.exit(1)
 
@@ -351,13 +353,7 @@ def check(site: str) -> None:
     files, pages that fail, and orphans. Exits 1 when something is broken."""
     from .check import check_site
 
-    with _progress_bar("checking") as bar:
-        task = bar.add_task("", total=None)
-        try:
-            report = check_site(site, progress=lambda i, n, url: bar.update(task, completed=i, total=n, description=url))
-        except EdgesiteError as exc:
-            _fail(exc)
-            return
+    report = _with_progress("checking", lambda progress: check_site(site, progress=progress))
     for problem in report.problems:
         click.echo(f"error: {problem}", err=True)
     for warning in report.warnings:
@@ -375,20 +371,24 @@ def export(site: str, out: str, drafts: bool) -> None:
     """Write SITE as static files under OUT, byte-identical to what a node serves."""
     from .export import export_site
 
-    with _progress_bar("exporting") as bar:
-        task = bar.add_task("", total=None)
-        try:
-            report = export_site(site, out, include_drafts=drafts or None,
-                                 progress=lambda i, n, url: bar.update(task, completed=i, total=n, description=url))
-        except EdgesiteError as exc:
-            _fail(exc)
-            return
+    report = _with_progress("exporting", lambda progress: export_site(site, out, include_drafts=drafts or None, progress=progress))
     for failed in report.failed:
         click.echo(f"error: {failed.url}: {failed.error}", err=True)
     for path in report.skipped:
         click.echo(f"skipped: {path} (a dynamic worker route cannot be a file)", err=True)
     click.echo(f"wrote {report.written} pages and {report.static} static files to {out}")
     sys.exit(1 if report.failed else 0)
+
+
+def _with_progress(label: str, work: Callable[[Callable[[int, int, str], None]], T]) -> T:
+    """Run ``work(progress)`` under a progress bar that ``progress(done, total, url)`` moves;
+    an EdgesiteError ends the command with its message and exit status 1."""
+    with _progress_bar(label) as bar:
+        task = bar.add_task("", total=None)
+        try:
+            return work(lambda i, n, url: bar.update(task, completed=i, total=n, description=url))
+        except EdgesiteError as exc:
+            _fail(exc)
 
 
 def _nodes_table(data: dict[str, Any]) -> Any:
