@@ -17,6 +17,7 @@ import html
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -42,6 +43,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 MAX_PATH = 2048
 MAX_SEGMENT = 255
 STATIC_PREFIX = "/static/"
+_BAD_CHAR = re.compile(r"[\x00-\x1f\\]")
 
 
 class BadPath(Exception):
@@ -58,10 +60,9 @@ def normalise_path(path: str) -> str:
         raise BadPath(414, "path too long")
     if not path.startswith("/"):
         raise BadPath(400, "path must start with /")
-    if "\x00" in path or any(ord(c) < 32 for c in path):
-        raise BadPath(400, "control character in path")
-    if "\\" in path:
-        raise BadPath(400, "backslash in path")
+    bad = _BAD_CHAR.search(path)
+    if bad is not None:
+        raise BadPath(400, "backslash in path" if bad.group() == "\\" else "control character in path")
     for segment in path.split("/"):
         if segment in (".", ".."):
             raise BadPath(400, "dot segment in path")
